@@ -1,0 +1,17 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/specs.smk"
+include: "workflow/rules/latency.smk"
+include: "workflow/rules/datasets.smk"
+
+
+rule all:
+    input:
+        all_outputs(),

@@ -1,0 +1,167 @@
+"""The DARTS cell: two inputs, ``steps`` intermediate nodes, one gated op per edge.
+
+Edge ``(node, input)`` feeds intermediate node ``node`` (0-based) from state ``input``: states 0
+and 1 are the preprocessed outputs of the cells k-2 and k-1, state ``2 + n`` is node ``n``. With
+4 steps there are 2 + 3 + 4 + 5 = 14 edges, ordered by node, then input (the DARTS order).
+
+A `Cell` holds, per edge, the ops that may run on it and a *gate* saying which one runs now
+(``None``: the edge is ``none`` and costs nothing). Discrete cells have one op per edge; a cell
+timed for an expected latency holds every op with non-zero probability and has its gates
+re-sampled between timings (LENNA's binary gates), so only one op per edge ever runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from lenna.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+
+
+@dataclass(frozen=True)
+class CellShape:
+    """Everything about a cell's place in a network that changes its latency.
+
+    ``height`` x ``width`` (pixels) is the size of input s1 (the previous cell's output);
+    input s0 is twice as large when the previous cell reduced. Channels are per input.
+    """
+
+    reduction: bool
+    reduction_prev: bool
+    c_prev_prev: int
+    c_prev: int
+    c: int
+    height: int
+    width: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def input_sizes(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """(channels, height, width) of s0 and s1."""
+        scale = 2 if self.reduction_prev else 1
+        return (
+            (self.c_prev_prev, self.height * scale, self.width * scale),
+            (self.c_prev, self.height, self.width),
+        )
+
+    def output_size(self, multiplier: int) -> tuple[int, int, int]:
+        """(channels, height, width) of the cell output with ``multiplier`` concatenated nodes."""
+        if self.reduction:
+            return multiplier * self.c, -(-self.height // 2), -(-self.width // 2)
+        return multiplier * self.c, self.height, self.width
+
+
+def edge_list(steps: int) -> list[tuple[int, int]]:
+    """All ``(node, input)`` edges of a cell with ``steps`` intermediate nodes, in DARTS order."""
+    return [(node, inp) for node in range(steps) for inp in range(node + 2)]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One edge of a cell and the ops that may run on it (never ``none``)."""
+
+    node: int
+    input: int
+    ops: tuple[str, ...]
+
+
+class Cell(nn.Module):
+    """A cell whose edges each run at most one of their candidate ops, chosen by a gate."""
+
+    def __init__(
+        self,
+        shape: CellShape,
+        edges: Sequence[Edge],
+        steps: int,
+        concat: Sequence[int],
+        affine: bool = True,
+    ):
+        super().__init__()
+        self.shape = shape
+        self.steps = steps
+        self.concat = list(concat)
+        self.edges = list(edges)
+        c = shape.c
+        if shape.reduction_prev:
+            self.preprocess0 = FactorizedReduce(shape.c_prev_prev, c, affine)
+        else:
+            self.preprocess0 = ReLUConvBN(shape.c_prev_prev, c, 1, 1, 0, affine)
+        self.preprocess1 = ReLUConvBN(shape.c_prev, c, 1, 1, 0, affine)
+        self.edge_ops = nn.ModuleList()
+        for edge in self.edges:
+            if not 0 <= edge.input < edge.node + 2 or not 0 <= edge.node < steps:
+                raise ValueError(f"edge {edge} does not fit a cell of {steps} nodes")
+            stride = 2 if shape.reduction and edge.input < 2 else 1
+            self.edge_ops.append(nn.ModuleList(make_op(op, c, stride, affine) for op in edge.ops))
+        self.node_edges = [[i for i, e in enumerate(self.edges) if e.node == n] for n in range(steps)]
+        self.gates: list[int | None] = [0 if e.ops else None for e in self.edges]
+        self.multiplier = len(self.concat)
+
+    def set_gates(self, ops: Sequence[str]) -> None:
+        """Choose the op that runs on each edge (``"none"`` switches an edge off)."""
+        if len(ops) != len(self.edges):
+            raise ValueError(f"{len(ops)} gate values for {len(self.edges)} edges")
+        gates: list[int | None] = []
+        for edge, op in zip(self.edges, ops):
+            if op == NONE:
+                gates.append(None)
+            elif op in edge.ops:
+                gates.append(edge.ops.index(op))
+            else:
+                raise ValueError(f"op {op!r} is not a candidate on edge {edge}")
+        self.gates = gates
+
+    def active_ops(self) -> list[str]:
+        return [NONE if g is None else e.ops[g] for e, g in zip(self.edges, self.gates)]
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(self.steps):
+            acc = None
+            for i in self.node_edges[node]:
+                gate = self.gates[i]
+                if gate is None:
+                    continue
+                out = self.edge_ops[i][gate](states[self.edges[i].input])
+                acc = out if acc is None else acc + out
+            if acc is None:  # every input edge is none: the node is zero
+                _, h, w = self.shape.output_size(1)
+                acc = s1.new_zeros(s1.shape[0], self.shape.c, h, w)
+            states.append(acc)
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+    @classmethod
+    def from_probabilities(
+        cls, shape: CellShape, op_names: Sequence[str], probs: np.ndarray, steps: int, affine=True
+    ) -> "Cell":
+        """A gated cell holding every op with non-zero probability on each edge.
+
+        ``probs`` has shape (n_edges, n_ops) over ``op_names`` (edges in `edge_list` order).
+        Gates start at the most probable op of each edge.
+        """
+        pairs = edge_list(steps)
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.shape != (len(pairs), len(op_names)):
+            raise ValueError(f"probabilities of shape {probs.shape}, expected {(len(pairs), len(op_names))}")
+        edges = [
+            Edge(node, inp, tuple(op for op, p in zip(op_names, row) if p > 0 and op != NONE))
+            for (node, inp), row in zip(pairs, probs)
+        ]
+        cell = cls(shape, edges, steps, concat=range(2, steps + 2), affine=affine)
+        cell.op_names = list(op_names)
+        cell.set_gates([op_names[int(np.argmax(row))] for row in probs])
+        return cell
+
+
+def sample_gates(probs: np.ndarray, op_names: Sequence[str], rng: np.random.Generator) -> list[str]:
+    """Draw one op per edge from the edge's probability row (a LENNA binary-gate reset)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    cum = np.cumsum(probs, axis=1)
+    u = rng.random(probs.shape[0]) * cum[:, -1]
+    idx = (u[:, None] < cum).argmax(axis=1)
+    return [op_names[i] for i in idx]

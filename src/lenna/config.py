@@ -1,0 +1,113 @@
+"""Checks of the workflow config beyond its JSON schema, and the objects built from it.
+
+The schema (workflow/schemas/config.schema.yaml) checks types and ranges; `check_config` checks
+what a schema cannot: names that must exist in the code, sums, and cross-references. Every
+error names the offending key and value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from lenna.measure import Target, TimingProtocol
+from lenna.ops import OP_SETS, OPS
+from lenna.specs import SAMPLERS, SamplingPlan, macro_shapes
+
+DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
+
+
+class ConfigError(ValueError):
+    """An invalid config value; the message starts with the key it concerns."""
+
+
+def check_config(config: dict) -> None:
+    """Raise `ConfigError` naming the key of the first invalid value found."""
+    space = config["search_space"]
+    if space["op_set"] not in OP_SETS:
+        raise ConfigError(f"search_space.op_set: unknown op set {space['op_set']!r}; known: {sorted(OP_SETS)}")
+    unknown_ops = [op for op in OP_SETS[space["op_set"]] if op not in OPS]
+    if unknown_ops:
+        raise ConfigError(f"search_space.op_set: op(s) {unknown_ops} have no implementation")
+
+    macro = config["macro"]
+    for size in macro["input_size"]:
+        if size % 4:
+            raise ConfigError(f"macro.input_size: {size} is not divisible by 4 (a network reduces twice)")
+    for name in ("search", "final"):
+        for key in ("init_channels", "layers", "input_size"):
+            value = macro[name][key]
+            if value not in macro[key]:
+                raise ConfigError(
+                    f"macro.{name}.{key}: {value} is outside macro.{key} {macro[key]}, "
+                    "so no latency spec covers that network"
+                )
+
+    sampling = config["sampling"]
+    weights = sampling["samplers"]
+    for name in weights:
+        if name not in SAMPLERS:
+            raise ConfigError(f"sampling.samplers: unknown sampler {name!r}; known: {list(SAMPLERS)}")
+    if not sum(weights.values()) > 0:
+        raise ConfigError(f"sampling.samplers: shares {weights} sum to zero")
+    lo, hi = sampling["soft_concentration"]
+    if not lo < hi:
+        raise ConfigError(f"sampling.soft_concentration: {[lo, hi]} is not an increasing [low, high] pair")
+
+    for target, settings in config["targets"].items():
+        for device in settings["devices"]:
+            if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
+                raise ConfigError(
+                    f"targets.{target}.devices: unknown device {device!r}; expected 'cpu' or 'cuda:N'"
+                )
+        kinds = {d.split(":")[0] for d in settings["devices"]}
+        if len(kinds) > 1:
+            raise ConfigError(f"targets.{target}.devices: {settings['devices']} mixes CPU and GPU devices")
+
+    split = config["datasets"]["split"]
+    if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
+        raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
+
+
+def sampling_plan(config: dict) -> SamplingPlan:
+    space, macro, sampling = config["search_space"], config["macro"], config["sampling"]
+    shapes = macro_shapes(
+        macro["init_channels"],
+        macro["layers"],
+        macro["input_size"],
+        macro["input_channels"],
+        macro["stem_multiplier"],
+        space["steps"],
+    )
+    return SamplingPlan(
+        op_set=space["op_set"],
+        steps=space["steps"],
+        shapes=shapes,
+        sampler_weights=dict(sampling["samplers"]),
+        concentration=tuple(sampling["soft_concentration"]),
+    )
+
+
+def n_shards(config: dict) -> int:
+    sampling = config["sampling"]
+    return -(-sampling["n_specs"] // sampling["specs_per_shard"])
+
+
+def shard_range(config: dict, shard: int) -> tuple[int, int]:
+    """Indices [start, stop) of the specs of ``shard`` in the seed's spec stream."""
+    size = config["sampling"]["specs_per_shard"]
+    return shard * size, min((shard + 1) * size, config["sampling"]["n_specs"])
+
+
+def shard_device(config: dict, target: str, shard: int) -> str:
+    devices = config["targets"][target]["devices"]
+    return devices[shard % len(devices)]
+
+
+def target_settings(config: dict, name: str) -> Target:
+    settings = config["targets"][name]
+    return Target(name, settings["batch_size"], settings["threads"], settings.get("dtype", "float32"))
+
+
+def timing_protocol(config: dict) -> TimingProtocol:
+    return TimingProtocol(**config["measurement"])

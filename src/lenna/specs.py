@@ -1,0 +1,169 @@
+"""Architecture specs: a cell shape plus one probability per candidate op per edge.
+
+A spec table (Parquet) has one row per spec with the columns of `spec_columns`. The probability
+columns are named ``e{edge:02d}_{op}``; a *discrete* spec is one-hot on every edge, an *expected*
+spec ("soft", LENNA's label kind) holds a distribution that the binary gates are sampled from.
+The batch size is not part of a spec: it belongs to the target that times it, so one spec table
+can be timed on many targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lenna.cell import CellShape, edge_list
+from lenna.network import Macro, cell_shapes
+from lenna.ops import NONE, op_set
+
+SPEC_SCHEMA_VERSION = 1
+SHAPE_COLUMNS = ("reduction", "reduction_prev", "c_prev_prev", "c_prev", "c", "height", "width")
+LABEL_KINDS = ("discrete", "expected")
+SAMPLERS = ("discrete", "derived", "soft")
+
+
+def prob_columns(op_names: Sequence[str], steps: int) -> list[str]:
+    """Names of the probability columns, edge-major in `edge_list` order."""
+    return [f"e{k:02d}_{op}" for k in range(len(edge_list(steps))) for op in op_names]
+
+
+def spec_columns(op_names: Sequence[str], steps: int) -> list[str]:
+    return [
+        "spec_id",
+        "index",
+        "sampler",
+        "label_kind",
+        "op_set",
+        "steps",
+        *SHAPE_COLUMNS,
+        "concentration",
+        *prob_columns(op_names, steps),
+    ]
+
+
+def spec_id(op_set_name: str, steps: int, shape: CellShape, probs: np.ndarray, label_kind: str) -> str:
+    """A stable 16-hex-digit id from everything that defines a spec (exact float bits included)."""
+    payload = {
+        "v": SPEC_SCHEMA_VERSION,
+        "op_set": op_set_name,
+        "steps": steps,
+        "shape": shape.as_dict(),
+        "label_kind": label_kind,
+        "probs": [float(p).hex() for p in np.asarray(probs, dtype=np.float64).ravel()],
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What `sample_specs` draws from: shapes of the macro range and the cell families."""
+
+    op_set: str
+    steps: int
+    shapes: tuple[CellShape, ...]
+    sampler_weights: dict[str, float]
+    concentration: tuple[float, float]
+
+
+def macro_shapes(
+    init_channels: Iterable[int],
+    layers: Iterable[int],
+    input_sizes: Iterable[int],
+    input_channels: int,
+    stem_multiplier: int,
+    steps: int,
+) -> tuple[CellShape, ...]:
+    """Every distinct cell shape of the DARTS networks in the macro range, in a fixed order."""
+    shapes = set()
+    for c in init_channels:
+        for n in layers:
+            for size in input_sizes:
+                macro = Macro(c, n, size, input_channels, stem_multiplier=stem_multiplier)
+                shapes.update(cell_shapes(macro, steps, steps))
+    return tuple(sorted(shapes, key=lambda s: tuple(s.as_dict().values())))
+
+
+def _discrete_probs(rng: np.random.Generator, n_edges: int, n_ops: int) -> np.ndarray:
+    probs = np.zeros((n_edges, n_ops))
+    probs[np.arange(n_edges), rng.integers(0, n_ops, n_edges)] = 1.0
+    return probs
+
+
+def _derived_probs(rng: np.random.Generator, steps: int, op_names: Sequence[str]) -> np.ndarray:
+    """Two live inputs per node with a non-none op each, as DARTS derivation produces."""
+    pairs = edge_list(steps)
+    probs = np.zeros((len(pairs), len(op_names)))
+    none = op_names.index(NONE)
+    live_ops = [i for i in range(len(op_names)) if i != none]
+    probs[:, none] = 1.0
+    for node in range(steps):
+        edges = [k for k, (n, _) in enumerate(pairs) if n == node]
+        for k in rng.choice(edges, size=2, replace=False):
+            probs[k, none] = 0.0
+            probs[k, live_ops[rng.integers(len(live_ops))]] = 1.0
+    return probs
+
+
+def _soft_probs(rng: np.random.Generator, n_edges: int, n_ops: int, conc: float) -> np.ndarray:
+    probs = rng.dirichlet(np.full(n_ops, conc), size=n_edges)
+    # Dirichlet draws with tiny concentrations can underflow to an all-zero row.
+    bad = ~(probs.sum(axis=1) > 0)
+    probs[bad] = np.eye(n_ops)[rng.integers(0, n_ops, bad.sum())]
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def sample_spec(plan: SamplingPlan, seed: int, index: int) -> dict:
+    """Spec number ``index`` of the stream of ``seed``; depends on nothing else."""
+    rng = np.random.default_rng([seed, index])
+    op_names = op_set(plan.op_set)
+    n_edges = len(edge_list(plan.steps))
+    names = list(plan.sampler_weights)
+    weights = np.array([plan.sampler_weights[k] for k in names], dtype=np.float64)
+    sampler = names[rng.choice(len(names), p=weights / weights.sum())]
+    shape = plan.shapes[rng.integers(len(plan.shapes))]
+    conc = np.nan
+    if sampler == "discrete":
+        probs = _discrete_probs(rng, n_edges, len(op_names))
+    elif sampler == "derived":
+        probs = _derived_probs(rng, plan.steps, op_names)
+    else:
+        lo, hi = plan.concentration
+        conc = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        probs = _soft_probs(rng, n_edges, len(op_names), conc)
+    label_kind = "expected" if sampler == "soft" else "discrete"
+    row = {
+        "spec_id": spec_id(plan.op_set, plan.steps, shape, probs, label_kind),
+        "index": index,
+        "sampler": sampler,
+        "label_kind": label_kind,
+        "op_set": plan.op_set,
+        "steps": plan.steps,
+        **shape.as_dict(),
+        "concentration": conc,
+    }
+    row.update(zip(prob_columns(op_names, plan.steps), probs.ravel()))
+    return row
+
+
+def sample_specs(plan: SamplingPlan, seed: int, start: int, stop: int) -> pd.DataFrame:
+    """Specs ``start`` .. ``stop - 1`` of the stream of ``seed`` as a spec table."""
+    rows = [sample_spec(plan, seed, i) for i in range(start, stop)]
+    columns = spec_columns(op_set(plan.op_set), plan.steps)
+    table = pd.DataFrame(rows, columns=columns)
+    return table.astype({"reduction": bool, "reduction_prev": bool, "index": "int64", "steps": "int64"})
+
+
+def spec_shape(row) -> CellShape:
+    return CellShape(**{k: (bool(row[k]) if k.startswith("reduction") else int(row[k])) for k in SHAPE_COLUMNS})
+
+
+def spec_probs(row, op_names: Sequence[str], steps: int) -> np.ndarray:
+    """The (n_edges, n_ops) probability matrix stored in a spec row, exactly as stored."""
+    values = np.array([row[c] for c in prob_columns(op_names, steps)], dtype=np.float64)
+    return values.reshape(len(edge_list(steps)), len(op_names))

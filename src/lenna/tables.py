@@ -1,0 +1,66 @@
+"""Reading and writing the pipeline's Parquet and JSON files: atomic writes, checked reads.
+
+A file is written beside its destination under a temporary name and renamed into place, so a
+killed job never leaves a truncated file under a name a later stage would read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class DataError(ValueError):
+    """A file whose content the pipeline cannot trust; the message names the file."""
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(table: pd.DataFrame, path, metadata: dict | None = None) -> None:
+    """Write ``table`` without its index; ``metadata`` goes into the schema as JSON strings."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if metadata:
+        merged = dict(arrow.schema.metadata or {})
+        merged.update({f"lenna.{k}".encode(): json.dumps(v, sort_keys=True).encode() for k, v in metadata.items()})
+        arrow = arrow.replace_schema_metadata(merged)
+    _atomic(Path(path), lambda tmp: pq.write_table(arrow, tmp))
+
+
+def write_json(data, path) -> None:
+    def write(tmp):
+        Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    _atomic(Path(path), write)
+
+
+def read_parquet(path, required: Iterable[str] = ()) -> pd.DataFrame:
+    """Read a table, failing with the file name if it is unreadable or lacks ``required`` columns."""
+    try:
+        table = pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}")
+    return table
+
+
+def read_metadata(path) -> dict:
+    """The ``lenna.*`` schema metadata of a Parquet file written by `write_parquet`."""
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode()[6:]: json.loads(v) for k, v in raw.items() if k.startswith(b"lenna.")}

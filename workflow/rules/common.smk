@@ -1,0 +1,101 @@
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The workflow runs the package from this checkout: scripts and jobs import it from src/.
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p
+)
+
+from lenna import config as cfg  # noqa: E402
+
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    cfg.check_config(config)
+except cfg.ConfigError as err:
+    raise ValueError(f"invalid config: {err}") from None
+
+TARGETS = sorted(config["targets"])
+SHARDS = range(cfg.n_shards(config))
+
+
+wildcard_constraints:
+    target="|".join(TARGETS),
+    shard=r"\d+",
+
+
+def pkg(*modules):
+    """Package modules a rule runs: listed as inputs so that editing them re-runs the rule."""
+    return [str(SRC / "lenna" / m) for m in modules]
+
+
+def spec_shard_params(wildcards):
+    start, stop = cfg.shard_range(config, int(wildcards.shard))
+    return {"seed": config["sampling"]["seed"], "start": start, "stop": stop}
+
+
+def shard_device(wildcards):
+    return cfg.shard_device(config, wildcards.target, int(wildcards.shard))
+
+
+def measure_threads(wildcards):
+    # A CPU timing job holds every core so that no other job runs beside it; the torch thread
+    # count it times with is the target's `threads`, a separate setting.
+    if shard_device(wildcards) == "cpu":
+        return workflow.cores
+    return 1
+
+
+def target_params(wildcards):
+    """What decides a target's labels. Device ids are not in it: devices of a target are
+    interchangeable, so moving a shard to another device does not re-time it."""
+    settings = config["targets"][wildcards.target]
+    return {k: v for k, v in settings.items() if k != "devices"}
+
+
+def device_slot(device):
+    return "dev_" + device.replace(":", "")
+
+
+DEVICE_SLOTS = sorted({device_slot(d) for t in config["targets"].values() for d in t["devices"]})
+
+
+def device_slot_resources():
+    """One resource per device (e.g. `dev_cuda0`), of which a timing job holds one unit of its
+    own device's; profiles cap each at 1 so that no two timing jobs share a device."""
+    return {
+        slot: (lambda wildcards, slot=slot: int(device_slot(shard_device(wildcards)) == slot))
+        for slot in DEVICE_SLOTS
+    }
+
+
+def spec_shards(wildcards=None):
+    return expand("results/specs/shard-{shard}.parquet", shard=SHARDS)
+
+
+def latency_shards(wildcards):
+    return expand(
+        "results/latency/{target}/shard-{shard}.parquet",
+        target=wildcards.target,
+        shard=SHARDS,
+    )
+
+
+def all_outputs():
+    return expand(
+        "results/datasets/{target}/{name}",
+        target=TARGETS,
+        name=[
+            "latency.parquet",
+            "summary.json",
+            "train.parquet",
+            "val.parquet",
+            "test.parquet",
+            "normaliser.json",
+        ],
+    )

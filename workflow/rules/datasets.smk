@@ -1,0 +1,34 @@
+rule merge_latency:
+    input:
+        specs=spec_shards,
+        latency=latency_shards,
+        code=pkg("datasets.py", "tables.py"),
+    output:
+        table="results/datasets/{target}/latency.parquet",
+        summary="results/datasets/{target}/summary.json",
+    log:
+        "logs/merge_latency/{target}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/merge_latency.py"
+
+
+rule split_normalise:
+    input:
+        table="results/datasets/{target}/latency.parquet",
+        code=pkg("datasets.py", "tables.py"),
+    output:
+        train="results/datasets/{target}/train.parquet",
+        val="results/datasets/{target}/val.parquet",
+        test="results/datasets/{target}/test.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+    log:
+        "logs/split_normalise/{target}.log",
+    params:
+        split=config["datasets"]["split"],
+        search_space=config["search_space"],
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split_normalise.py"
