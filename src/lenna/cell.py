@@ -12,8 +12,8 @@ re-sampled between timings (LENNA's binary gates), so only one op per edge ever 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -107,7 +107,7 @@ class Cell(nn.Module):
         if len(ops) != len(self.edges):
             raise ValueError(f"{len(ops)} gate values for {len(self.edges)} edges")
         gates: list[int | None] = []
-        for edge, op in zip(self.edges, ops):
+        for edge, op in zip(self.edges, ops, strict=True):
             if op == NONE:
                 gates.append(None)
             elif op in edge.ops:
@@ -117,7 +117,7 @@ class Cell(nn.Module):
         self.gates = gates
 
     def active_ops(self) -> list[str]:
-        return [NONE if g is None else e.ops[g] for e, g in zip(self.edges, self.gates)]
+        return [NONE if g is None else e.ops[g] for e, g in zip(self.edges, self.gates, strict=True)]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -138,7 +138,7 @@ class Cell(nn.Module):
     @classmethod
     def from_probabilities(
         cls, shape: CellShape, op_names: Sequence[str], probs: np.ndarray, steps: int, affine=True
-    ) -> "Cell":
+    ) -> Cell:
         """A gated cell holding every op with non-zero probability on each edge.
 
         ``probs`` has shape (n_edges, n_ops) over ``op_names`` (edges in `edge_list` order).
@@ -149,8 +149,8 @@ class Cell(nn.Module):
         if probs.shape != (len(pairs), len(op_names)):
             raise ValueError(f"probabilities of shape {probs.shape}, expected {(len(pairs), len(op_names))}")
         edges = [
-            Edge(node, inp, tuple(op for op, p in zip(op_names, row) if p > 0 and op != NONE))
-            for (node, inp), row in zip(pairs, probs)
+            Edge(node, inp, tuple(op for op, p in zip(op_names, row, strict=True) if p > 0 and op != NONE))
+            for (node, inp), row in zip(pairs, probs, strict=True)
         ]
         cell = cls(shape, edges, steps, concat=range(2, steps + 2), affine=affine)
         cell.op_names = list(op_names)

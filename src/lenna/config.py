@@ -25,7 +25,9 @@ def check_config(config: dict) -> None:
     """Raise `ConfigError` naming the key of the first invalid value found."""
     space = config["search_space"]
     if space["op_set"] not in OP_SETS:
-        raise ConfigError(f"search_space.op_set: unknown op set {space['op_set']!r}; known: {sorted(OP_SETS)}")
+        raise ConfigError(
+            f"search_space.op_set: unknown op set {space['op_set']!r}; known: {sorted(OP_SETS)}"
+        )
     unknown_ops = [op for op in OP_SETS[space["op_set"]] if op not in OPS]
     if unknown_ops:
         raise ConfigError(f"search_space.op_set: op(s) {unknown_ops} have no implementation")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,9 @@ def merge_latency(spec_paths: Sequence[str], latency_paths: Sequence[str]) -> tu
             )
         orphans = ~table["spec_id"].isin(spec_table["spec_id"])
         if orphans.any():
-            raise DataError(f"{path}: spec(s) {table.loc[orphans, 'spec_id'].head(3).tolist()} are in no spec shard")
+            raise DataError(
+                f"{path}: spec(s) {table.loc[orphans, 'spec_id'].head(3).tolist()} are in no spec shard"
+            )
         table["source"] = str(path)
         rows.append(table)
     latency = pd.concat(rows, ignore_index=True)

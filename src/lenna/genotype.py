@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass
+
 from lenna.cell import Cell, CellShape, Edge
 from lenna.network import Macro, Network, cell_shapes
 from lenna.ops import NONE, OPS
@@ -51,7 +52,7 @@ class Genotype:
 
     # -- text and JSON ---------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict) -> "Genotype":
+    def from_dict(cls, data: dict) -> Genotype:
         missing = [f for f in FIELDS if f not in data]
         if missing:
             raise GenotypeError(f"genotype lacks field(s) {missing}")
@@ -76,7 +77,7 @@ class Genotype:
         }
 
     @classmethod
-    def from_json(cls, text: str) -> "Genotype":
+    def from_json(cls, text: str) -> Genotype:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
@@ -86,7 +87,7 @@ class Genotype:
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
-    def parse(cls, text: str) -> "Genotype":
+    def parse(cls, text: str) -> Genotype:
         """Parse the text form, or JSON if the text starts with ``{``."""
         text = text.strip()
         if text.startswith("{"):
@@ -97,7 +98,7 @@ class Genotype:
             raise GenotypeError(f"not a genotype: {err.msg}") from None
         if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Genotype"):
             raise GenotypeError("not a genotype: expected 'Genotype(normal=..., ...)'")
-        values = dict(zip(FIELDS, call.args))
+        values = dict(zip(FIELDS, call.args, strict=False))
         values.update({kw.arg: kw.value for kw in call.keywords})
         return cls.from_dict({k: _literal(v, k) for k, v in values.items()})
 

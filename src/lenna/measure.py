@@ -22,10 +22,10 @@ import platform
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -128,7 +128,9 @@ def time_passes(cell: Cell, inputs: tuple[torch.Tensor, torch.Tensor], n: int) -
     """Wall time (ms) of ``n`` forward passes, one value per pass."""
     s0, s1 = inputs
     if s1.device.type == "cuda":
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
+        ]
         torch.cuda.synchronize(s1.device)
         for start, end in events:
             start.record()
@@ -267,7 +269,7 @@ def measure_specs(
                     "label_kind": spec["label_kind"],
                     **result,
                     **prov,
-                    "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
             )
             gc.collect()

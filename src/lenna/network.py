@@ -7,8 +7,8 @@ specs covers exactly the cells those networks contain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -6,7 +6,7 @@ The layouts follow the DARTS reference implementation so parameter counts match 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -87,9 +87,9 @@ OPS: dict[str, OpFactory] = {
     "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(
         3, stride=stride, padding=1, count_include_pad=False
     ),
-    "skip_connect": lambda c, stride, affine: nn.Identity()
-    if stride == 1
-    else FactorizedReduce(c, c, affine),
+    "skip_connect": lambda c, stride, affine: (
+        nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+    ),
     "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -147,7 +147,7 @@ def sample_spec(plan: SamplingPlan, seed: int, index: int) -> dict:
         **shape.as_dict(),
         "concentration": conc,
     }
-    row.update(zip(prob_columns(op_names, plan.steps), probs.ravel()))
+    row.update(zip(prob_columns(op_names, plan.steps), probs.ravel(), strict=True))
     return row
 
 
@@ -160,7 +160,9 @@ def sample_specs(plan: SamplingPlan, seed: int, start: int, stop: int) -> pd.Dat
 
 
 def spec_shape(row) -> CellShape:
-    return CellShape(**{k: (bool(row[k]) if k.startswith("reduction") else int(row[k])) for k in SHAPE_COLUMNS})
+    return CellShape(
+        **{k: (bool(row[k]) if k.startswith("reduction") else int(row[k])) for k in SHAPE_COLUMNS}
+    )
 
 
 def spec_probs(row, op_names: Sequence[str], steps: int) -> np.ndarray:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -36,7 +36,9 @@ def write_parquet(table: pd.DataFrame, path, metadata: dict | None = None) -> No
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     if metadata:
         merged = dict(arrow.schema.metadata or {})
-        merged.update({f"lenna.{k}".encode(): json.dumps(v, sort_keys=True).encode() for k, v in metadata.items()})
+        merged.update(
+            {f"lenna.{k}".encode(): json.dumps(v, sort_keys=True).encode() for k, v in metadata.items()}
+        )
         arrow = arrow.replace_schema_metadata(merged)
     _atomic(Path(path), lambda tmp: pq.write_table(arrow, tmp))
 

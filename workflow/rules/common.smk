@@ -1,18 +1,14 @@
-import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-# The workflow runs the package from this checkout: scripts and jobs import it from src/.
+# The package of this checkout (installed editable by ./setup-env, so jobs import the same code);
+# its modules are rule inputs, so editing one re-runs the rules that run it.
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p
-)
 
 from lenna import config as cfg  # noqa: E402
-
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -30,7 +26,7 @@ wildcard_constraints:
 
 
 def pkg(*modules):
-    """Package modules a rule runs: listed as inputs so that editing them re-runs the rule."""
+    """Package modules that a job runs, listed as its inputs so that editing them re-runs it."""
     return [str(SRC / "lenna" / m) for m in modules]
 
 
@@ -59,17 +55,23 @@ def target_params(wildcards):
 
 
 def device_slot(device):
-    return "dev_" + device.replace(":", "")
+    return f"dev_{device.replace(':', '')}"
 
 
-DEVICE_SLOTS = sorted({device_slot(d) for t in config["targets"].values() for d in t["devices"]})
+DEVICE_SLOTS = sorted(
+    {device_slot(d) for t in config["targets"].values() for d in t["devices"]}
+)
 
 
 def device_slot_resources():
     """One resource per device (e.g. `dev_cuda0`), of which a timing job holds one unit of its
     own device's; profiles cap each at 1 so that no two timing jobs share a device."""
     return {
-        slot: (lambda wildcards, slot=slot: int(device_slot(shard_device(wildcards)) == slot))
+        slot: (
+            lambda wildcards, slot=slot: int(
+                device_slot(shard_device(wildcards)) == slot
+            )
+        )
         for slot in DEVICE_SLOTS
     }
 

@@ -25,10 +25,10 @@ rule split_normalise:
         normaliser="results/datasets/{target}/normaliser.json",
     log:
         "logs/split_normalise/{target}.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         split=config["datasets"]["split"],
         search_space=config["search_space"],
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/split_normalise.py"

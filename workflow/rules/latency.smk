@@ -7,15 +7,15 @@ rule measure_latency:
     log:
         "logs/measure_latency/{target}/shard-{shard}.log",
     benchmark:
-        "benchmarks/measure_latency/{target}/shard-{shard}.tsv"
+        "results/benchmarks/measure_latency/{target}/shard-{shard}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: measure_threads
+    resources:
+        **device_slot_resources(),
+        device=shard_device,
     params:
         target=target_params,
         protocol=config["measurement"],
-    threads: measure_threads
-    resources:
-        device=shard_device,
-        **device_slot_resources(),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/measure_latency.py"

@@ -5,12 +5,12 @@ rule sample_specs:
         "results/specs/shard-{shard}.parquet",
     log:
         "logs/sample_specs/shard-{shard}.log",
+    conda:
+        "../../envs/torch.yaml"
     params:
         shard=spec_shard_params,
         search_space=config["search_space"],
         macro={k: v for k, v in config["macro"].items() if k not in ("search", "final")},
         sampling={k: v for k, v in config["sampling"].items() if k != "n_specs"},
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/sample_specs.py"

@@ -12,4 +12,6 @@ plan = sampling_plan({"search_space": p.search_space, "macro": p.macro, "samplin
 shard = p.shard
 specs = sample_specs(plan, shard["seed"], shard["start"], shard["stop"])
 write_parquet(specs, snakemake.output[0], metadata={"schema_version": SPEC_SCHEMA_VERSION, "shard": shard})
-logging.info("%d specs (%s) from %d shapes", len(specs), specs["sampler"].value_counts().to_dict(), len(plan.shapes))
+logging.info(
+    "%d specs (%s) from %d shapes", len(specs), specs["sampler"].value_counts().to_dict(), len(plan.shapes)
+)

@@ -1,0 +1,133 @@
+"""Benchmark of the latency labels of one target, after `snakemake` has built its dataset.
+
+Reports, for the target's first device:
+- throughput: labels per minute for each label kind, and the timed forward passes and gate
+  resets an expected label costs on average (fresh specs from the config's own sampling plan);
+- reproducibility: stored specs re-timed now, median relative difference to their stored label,
+  next to the noise of the labels (median relative IQR of their replicates);
+- feature dependence: a plain ridge regression on the features against the constant mean, on
+  the held-out test split (R^2 and RMSE of log latency);
+- the measurement stage's wall time, from the Snakemake benchmark files of its jobs.
+
+Usage: python benchmarks/label_quality.py [--config config/config.yaml] [--target cpu] [--n 60]
+Writes benchmarks/out/label_quality-{target}.json and prints the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.linear_model import RidgeCV
+
+from lenna.config import sampling_plan, target_settings, timing_protocol
+from lenna.datasets import fit_normaliser, normalise
+from lenna.measure import device_lock, measure_specs, pin_device
+from lenna.specs import sample_specs
+
+
+def throughput(config, target, device, protocol, n):
+    plan = sampling_plan(config)
+    # A seed the pipeline never uses, so these specs are fresh.
+    specs = sample_specs(plan, seed=config["sampling"]["seed"] + 10_007, start=0, stop=4 * n)
+    out = {}
+    for kind in ("discrete", "expected"):
+        chosen = specs[specs["label_kind"] == kind].head(n)
+        start = time.perf_counter()
+        rows = measure_specs(chosen, target, device, pin_device(device, target.threads), protocol)
+        elapsed = time.perf_counter() - start
+        out[kind] = {
+            "n": len(rows),
+            "labels_per_min": 60 * len(rows) / elapsed,
+            "mean_forward_passes": float(
+                rows["n_timed"].mean() + (protocol.warmup if kind == "discrete" else 0)
+            ),
+            "mean_resets": float(rows["n_resets"].mean()),
+            "share_converged": float(rows["converged"].mean()),
+        }
+    return out
+
+
+def reproducibility(table, target, device, protocol, n):
+    sample = table.sample(n=min(n, len(table)), random_state=0).reset_index(drop=True)
+    again = measure_specs(sample, target, device, pin_device(device, target.threads), protocol)
+    rel = np.abs(again["latency_ms"].to_numpy() / sample["latency_ms"].to_numpy() - 1)
+    out = {"n": len(sample), "median_rel_diff": float(np.median(rel))}
+    for kind in ("discrete", "expected"):
+        mask = (sample["label_kind"] == kind).to_numpy()
+        out[kind] = {
+            "n": int(mask.sum()),
+            "median_rel_diff": float(np.median(rel[mask])) if mask.any() else None,
+            "median_label_dispersion": float(table.loc[table["label_kind"] == kind, "dispersion"].median()),
+        }
+    return out
+
+
+def feature_dependence(data_dir, op_set_name, steps):
+    train = pd.read_parquet(data_dir / "train.parquet")
+    test = pd.read_parquet(data_dir / "test.parquet")
+    normaliser = fit_normaliser(train, op_set_name, steps)
+    y_train, y_test = np.log(train["latency_ms"]), np.log(test["latency_ms"])
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(normalise(train, normaliser), y_train)
+    pred = model.predict(normalise(test, normaliser))
+    sse = float(np.sum((y_test - pred) ** 2))
+    sst = float(np.sum((y_test - y_train.mean()) ** 2))
+    return {
+        "n_train": len(train),
+        "n_test": len(test),
+        "ridge_r2_log_latency": 1 - sse / sst,
+        "ridge_rmse_log": float(np.sqrt(sse / len(test))),
+        "constant_rmse_log": float(np.sqrt(sst / len(test))),
+        "ridge_median_rel_error": float(np.median(np.abs(np.exp(pred - y_test) - 1))),
+    }
+
+
+def stage_time(target):
+    files = sorted(Path("results/benchmarks/measure_latency", target).glob("shard-*.tsv"))
+    seconds = [float(pd.read_csv(f, sep="\t")["s"].iloc[0]) for f in files]
+    return {"shards": len(files), "total_s": float(sum(seconds)), "per_shard_s": float(np.mean(seconds))}
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default="config/config.yaml")
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--device", help="device of the target to time on (default: its first)")
+    parser.add_argument("--n", type=int, default=60, help="specs per measurement in the benchmark")
+    args = parser.parse_args()
+    config = yaml.safe_load(Path(args.config).read_text())
+    target = target_settings(config, args.target)
+    device = args.device or config["targets"][args.target]["devices"][0]
+    protocol = timing_protocol(config)
+    data_dir = Path("results/datasets") / args.target
+    table = pd.read_parquet(data_dir / "latency.parquet")
+    space = config["search_space"]
+    with device_lock(device):  # no timing job of a running workflow shares the device
+        timed = {
+            "throughput": throughput(config, target, device, protocol, args.n),
+            "reproducibility": reproducibility(table, target, device, protocol, args.n),
+        }
+    report = {
+        "target": args.target,
+        "device": device,
+        "device_name": table["device_name"].iloc[0],
+        "protocol": protocol.__dict__,
+        **timed,
+        "feature_dependence": feature_dependence(data_dir, space["op_set"], space["steps"]),
+        "measurement_stage": stage_time(args.target),
+    }
+    out = Path("benchmarks/out") / f"label_quality-{args.target}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
+    """Run the workflow of this checkout in ``workdir`` through the snakemake command line."""
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def write_config(path: Path, **changes) -> Path:
+    """The tiny config with ``changes`` applied; keys are dotted paths, e.g. ``sampling.seed``."""
+    config = yaml.safe_load(TINY.read_text())
+    for dotted, value in changes.items():
+        node = config
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One complete run of the tiny config, shared by the tests that only read its outputs."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    first = run_snakemake(workdir)
+    return workdir, first
+
+
+@pytest.fixture
+def fresh_copy(tmp_path):
+    def copy(src: Path) -> Path:
+        dst = tmp_path / "copy"
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy

@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id, split_of
+from lenna.tables import DataError, read_parquet, write_parquet
+from test_measure import CPU, FAST
+from test_specs import CONFIG
+
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Two real spec shards and their measured latency shards."""
+    from lenna.config import sampling_plan
+    from lenna.measure import measure_specs, pin_device
+    from lenna.specs import sample_specs
+
+    root = tmp_path_factory.mktemp("shards")
+    plan = sampling_plan(CONFIG)
+    spec_paths, latency_paths = [], []
+    for shard, (start, stop) in enumerate([(0, 6), (6, 12)]):
+        specs = sample_specs(plan, 5, start, stop)
+        spec_paths.append(root / f"specs-{shard}.parquet")
+        latency_paths.append(root / f"latency-{shard}.parquet")
+        write_parquet(specs, spec_paths[-1])
+        write_parquet(measure_specs(specs, CPU, "cpu", pin_device("cpu", 1), FAST), latency_paths[-1])
+    return spec_paths, latency_paths
+
+
+def test_merge_joins_features_and_counts_rows(shards):
+    table, summary = merge_latency(*shards)
+    assert summary["n_ok"] == len(table) == 12
+    assert table["spec_id"].is_unique
+    for column in ("spec_id", "latency_ms", "label_kind", "device_name", "c_prev", "e00_none", "batch_size"):
+        assert column in table.columns
+
+
+def test_merge_names_the_file_with_a_nonpositive_latency(shards, tmp_path):
+    spec_paths, latency_paths = shards
+    bad = read_parquet(latency_paths[1])
+    bad.loc[2, "latency_ms"] = -1.0
+    write_parquet(bad, tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match="bad.parquet.*non-positive"):
+        merge_latency(spec_paths, [latency_paths[0], tmp_path / "bad.parquet"])
+
+
+def test_merge_names_a_truncated_shard(shards, tmp_path):
+    spec_paths, latency_paths = shards
+    data = latency_paths[0].read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="cut.parquet.*not a readable Parquet"):
+        merge_latency(spec_paths, [tmp_path / "cut.parquet"])
+
+
+def test_a_spec_keeps_its_split_when_specs_are_added():
+    ids = [f"{i:016x}" for i in range(0, 10_000, 7)]
+    before = {s: split_of(s, FRACTIONS) for s in ids[:500]}
+    grown = split_by_spec_id(pd.DataFrame({"spec_id": ids}), FRACTIONS)
+    after = {s: name for name, part in grown.items() for s in part["spec_id"]}
+    assert all(after[s] == before[s] for s in before)
+    shares = {k: len(v) / len(ids) for k, v in grown.items()}
+    assert all(abs(shares[k] - FRACTIONS[k]) < 0.05 for k in FRACTIONS)
+
+
+def test_splits_are_byte_identical_across_runs(shards, tmp_path):
+    table, _ = merge_latency(*shards)
+    for run in ("a", "b"):
+        shuffled = table.sample(frac=1.0, random_state=0 if run == "a" else 1)
+        for name, part in split_by_spec_id(shuffled, FRACTIONS).items():
+            write_parquet(part, tmp_path / f"{run}-{name}.parquet")
+    for name in FRACTIONS:
+        assert (tmp_path / f"a-{name}.parquet").read_bytes() == (tmp_path / f"b-{name}.parquet").read_bytes()
+
+
+def test_the_normaliser_sees_the_training_split_only(shards):
+    table, _ = merge_latency(*shards)
+    splits = split_by_spec_id(table, {"train": 0.5, "val": 0.25, "test": 0.25})
+    before = fit_normaliser(splits["train"], "darts", 4)
+    splits["test"]["c_prev"] *= 100
+    splits["test"]["latency_ms"] *= 100
+    assert fit_normaliser(splits["train"], "darts", 4) == before
+    assert before["n_train"] == len(splits["train"])
+    assert np.all(np.asarray(before["std"]) > 0)

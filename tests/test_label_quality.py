@@ -1,0 +1,52 @@
+"""Labels must be honest: reproducible within the noise, and determined by the features."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import RidgeCV
+
+from lenna.config import sampling_plan
+from lenna.datasets import feature_columns, fit_normaliser, normalise, split_by_spec_id
+from lenna.measure import Target, TimingProtocol, measure_specs, pin_device
+from lenna.specs import sample_specs
+
+WIDE = {
+    "search_space": {"op_set": "darts", "steps": 4},
+    "macro": {
+        "input_channels": 3,
+        "stem_multiplier": 3,
+        "input_size": [8, 16],
+        "init_channels": [4, 16],
+        "layers": [3, 8],
+    },
+    "sampling": {"samplers": {"discrete": 0.7, "derived": 0.3}, "soft_concentration": [0.01, 20.0]},
+}
+PROTOCOL = TimingProtocol(warmup=3, repeats=11)
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    specs = sample_specs(sampling_plan(WIDE), seed=3, start=0, stop=160)
+    rows = measure_specs(specs, Target("cpu", 1, 1), "cpu", pin_device("cpu", 1), PROTOCOL)
+    return specs.merge(rows.drop(columns="label_kind"), on="spec_id")
+
+
+def test_retiming_stored_specs_reproduces_their_labels(labelled):
+    sample = labelled.iloc[:40]
+    again = measure_specs(sample, Target("cpu", 1, 1), "cpu", pin_device("cpu", 1), PROTOCOL)
+    rel = np.abs(again["latency_ms"].to_numpy() / sample["latency_ms"].to_numpy() - 1)
+    # The benchmark (benchmarks/label_quality.py) quotes the real figure on a quiet machine;
+    # here the bound leaves room for a shared CI host but still fails for labels that are noise.
+    assert np.median(rel) < 0.10
+
+
+def test_a_plain_regressor_on_the_features_beats_the_mean_on_held_out_specs(labelled):
+    splits = split_by_spec_id(labelled, {"train": 0.7, "val": 0.0, "test": 0.3})
+    normaliser = fit_normaliser(splits["train"], "darts", 4)
+    assert normaliser["features"] == feature_columns("darts", 4)
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13))
+    model.fit(normalise(splits["train"], normaliser), np.log(splits["train"]["latency_ms"]))
+    y = np.log(splits["test"]["latency_ms"].to_numpy())
+    pred = model.predict(normalise(splits["test"], normaliser))
+    r2 = 1 - np.sum((y - pred) ** 2) / np.sum((y - np.log(splits["train"]["latency_ms"]).mean()) ** 2)
+    assert r2 > 0.6, pd.Series({"r2": r2})

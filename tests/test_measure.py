@@ -1,0 +1,115 @@
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from lenna.cell import sample_gates
+from lenna.config import sampling_plan
+from lenna.measure import Target, TimingProtocol, device_lock, gate_seed, measure_specs, pin_device
+from lenna.ops import OP_SETS
+from lenna.specs import sample_specs, spec_probs
+from lenna.tables import read_parquet, write_parquet
+from test_specs import CONFIG
+
+OPS = OP_SETS["darts"]
+FAST = TimingProtocol(
+    warmup=1, repeats=5, runs_per_reset=3, rel_tol=0.05, patience=3, max_resets=30, reset_warmup=0
+)
+CPU = Target("cpu", batch_size=1, threads=1)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    specs = sample_specs(sampling_plan(CONFIG), seed=11, start=0, stop=16)
+    path = tmp_path_factory.mktemp("specs") / "shard.parquet"
+    write_parquet(specs, path)
+    stored = read_parquet(path)
+    rows = measure_specs(stored, CPU, "cpu", pin_device("cpu", 1), FAST)
+    return stored, rows
+
+
+def test_every_row_carries_provenance(measured):
+    _, rows = measured
+    assert (rows["status"] == "ok").all()
+    assert (rows["latency_ms"] > 0).all()
+    for column in ("device_name", "torch_version", "threads", "batch_size", "timer", "measured_at"):
+        assert rows[column].notna().all() and (rows[column].astype(str) != "").all(), column
+    assert (rows["timer"] == "perf_counter_ns").all()
+    assert (rows["threads"] == 1).all()
+
+
+def test_discrete_label_is_the_median_of_its_replicates(measured):
+    _, rows = measured
+    for _, row in rows[rows["label_kind"] == "discrete"].iterrows():
+        assert len(row["replicates_ms"]) == FAST.repeats
+        assert row["latency_ms"] == pytest.approx(np.median(row["replicates_ms"]))
+
+
+def test_expected_label_is_the_cumulative_mean_stopped_by_the_convergence_rule(measured):
+    _, rows = measured
+    expected = rows[rows["label_kind"] == "expected"]
+    assert len(expected) > 0
+    for _, row in expected.iterrows():
+        per_reset = np.asarray(row["replicates_ms"])
+        assert row["n_resets"] == len(per_reset) == len(row["gates"])
+        assert row["latency_ms"] == pytest.approx(per_reset.mean())
+        cum = np.cumsum(per_reset) / np.arange(1, len(per_reset) + 1)
+        changes = np.abs(np.diff(cum)) / cum[:-1]
+        if row["converged"]:
+            assert (changes[-FAST.patience :] < FAST.rel_tol).all()
+            assert not (changes[-FAST.patience - 1 :] < FAST.rel_tol).all() or len(changes) == FAST.patience
+        else:
+            assert row["n_resets"] == FAST.max_resets
+
+
+def test_gates_were_drawn_from_exactly_the_stored_probabilities(measured):
+    stored, rows = measured
+    for _, row in rows[rows["label_kind"] == "expected"].iterrows():
+        spec = stored.set_index("spec_id").loc[row["spec_id"]]
+        probs = spec_probs(spec, OPS, 4)  # as read back from the Parquet shard
+        rng = np.random.default_rng(gate_seed(row["spec_id"]))
+        replayed = [[OPS.index(op) for op in sample_gates(probs, OPS, rng)] for _ in range(row["n_resets"])]
+        assert [list(g) for g in row["gates"]] == replayed
+        for gates in row["gates"]:
+            assert all(probs[edge, op] > 0 for edge, op in enumerate(gates))
+
+
+def test_gate_frequencies_match_the_probabilities():
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(OPS)), size=14)
+    rng = np.random.default_rng(1)
+    counts = Counter()
+    n = 4000
+    for _ in range(n):
+        counts.update(enumerate(sample_gates(probs, OPS, rng)))
+    freq = np.array([[counts[(e, op)] / n for op in OPS] for e in range(14)])
+    assert np.abs(freq - probs).max() < 0.04
+
+
+def test_a_local_job_sees_only_its_own_gpu_and_a_cluster_assignment_is_kept():
+    env = {}
+    device = pin_device("cuda:3", 1, env)
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and device == torch.device("cuda:0")
+    env = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "5"}
+    pin_device("cuda:0", 1, env)
+    assert env["CUDA_VISIBLE_DEVICES"] == "5"
+    with pytest.raises(ValueError, match="unknown device"):
+        pin_device("tpu:0", 1, {})
+
+
+def test_a_held_device_lock_blocks_a_second_timing_job(tmp_path):
+    probe = (
+        "import fcntl, sys; f = open(sys.argv[1], 'w');\n"
+        "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError:\n    print('held')"
+    )
+    lock_file = tmp_path / "lenna-device-cuda0.lock"
+    with device_lock("cuda:0", str(tmp_path)):
+        held = subprocess.run([sys.executable, "-c", probe, str(lock_file)], capture_output=True, text=True)
+    free = subprocess.run([sys.executable, "-c", probe, str(lock_file)], capture_output=True, text=True)
+    assert held.stdout.strip() == "held"
+    assert free.stdout.strip() == "free"
+    assert os.path.exists(lock_file)
