@@ -4,7 +4,8 @@ Protocol (see BACKGROUND.md, "Measuring latency well"): threads fixed before any
 warm-up passes, per-pass timing with ``perf_counter_ns`` on a CPU or CUDA events on a GPU, raw
 replicates kept, a robust statistic with its dispersion.
 
-*Discrete* label: the median of ``repeats`` timed passes of the cell's single op per edge.
+*Discrete* label: the median of ``rounds`` x ``repeats`` timed passes of the cell's single op per
+edge, taken in rounds over the whole shard so that a slow spell of the machine is spread out.
 *Expected* label: repeatedly reset the binary gates (one op per edge drawn from the spec's own
 stored probabilities, with a generator seeded by the spec id), time ``runs_per_reset`` passes,
 keep the ``reset_quantile`` of them; the label is the cumulative mean of those per-reset values
@@ -40,8 +41,9 @@ LATENCY_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class TimingProtocol:
-    warmup: int = 5  # untimed passes before timing a cell
-    repeats: int = 21  # timed passes of a discrete cell
+    warmup: int = 3  # untimed passes before timing a cell (in every round)
+    repeats: int = 7  # timed passes of a discrete cell per round
+    rounds: int = 3  # rounds over the shard; a discrete label pools rounds x repeats passes
     runs_per_reset: int = 20  # timed passes after each gate reset (LENNA: 20)
     reset_quantile: float = 0.4  # statistic of the passes of one reset (LENNA: 0.4 quantile)
     rel_tol: float = 0.01  # convergence threshold on the cumulative mean (LENNA: 1%)
@@ -151,13 +153,12 @@ def rel_iqr(values: np.ndarray) -> float:
     return float((q75 - q25) / q50) if q50 > 0 else float("nan")
 
 
-def measure_discrete(cell: Cell, inputs, protocol: TimingProtocol) -> dict:
-    time_passes(cell, inputs, protocol.warmup)
-    runs = time_passes(cell, inputs, protocol.repeats)
+def discrete_label(runs: np.ndarray) -> dict:
+    """A discrete label from all its timed passes (every round pooled)."""
     return {
         "latency_ms": float(np.median(runs)),
         "dispersion": rel_iqr(runs),
-        "n_timed": protocol.repeats,
+        "n_timed": len(runs),
         "n_resets": 0,
         "converged": True,
         "replicates_ms": runs.tolist(),
@@ -216,29 +217,49 @@ def make_inputs(cell: Cell, batch_size: int, device: torch.device, dtype: torch.
     )
 
 
-def measure_spec(row, target: Target, device: torch.device, protocol: TimingProtocol) -> dict:
-    """Label one spec row; an out-of-memory spec is returned as failed with its reason."""
+class _OutOfMemory(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_failure(device: torch.device):
+    """Turn a device out-of-memory error into `_OutOfMemory`; anything else is a bug and raises."""
     try:
-        cell, probs = build_cell(row, device)
-        dtype = getattr(torch, target.dtype)
-        cell = cell.to(dtype)
-        inputs = make_inputs(cell, target.batch_size, device, dtype)
-        with torch.inference_mode():
-            if row["label_kind"] == "discrete":
-                result = measure_discrete(cell, inputs, protocol)
-            else:
-                rng = np.random.default_rng(gate_seed(row["spec_id"]))
-                result = measure_expected(cell, inputs, probs, rng, protocol)
-        return {"status": "ok", "error": "", **result}
+        yield
     except torch.OutOfMemoryError as err:
-        reason = f"out of memory: {str(err).splitlines()[0]}"
+        raise _OutOfMemory(f"out of memory: {str(err).splitlines()[0]}") from None
     except RuntimeError as err:
-        if "out of memory" not in str(err).lower() and "not enough memory" not in str(err).lower():
+        text = str(err).lower()
+        if "out of memory" not in text and "not enough memory" not in text:
             raise
-        reason = f"out of memory: {str(err).splitlines()[0]}"
+        raise _OutOfMemory(f"out of memory: {str(err).splitlines()[0]}") from None
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _timed_cell(row, target: Target, device: torch.device):
+    cell, probs = build_cell(row, device)
+    dtype = getattr(torch, target.dtype)
+    cell = cell.to(dtype)
+    return cell, probs, make_inputs(cell, target.batch_size, device, dtype)
+
+
+def _discrete_round(row, target, device, protocol) -> np.ndarray:
+    cell, _, inputs = _timed_cell(row, target, device)
+    with torch.inference_mode():
+        time_passes(cell, inputs, protocol.warmup)
+        return time_passes(cell, inputs, protocol.repeats)
+
+
+def _expected(row, target, device, protocol) -> dict:
+    cell, probs, inputs = _timed_cell(row, target, device)
+    rng = np.random.default_rng(gate_seed(row["spec_id"]))
+    with torch.inference_mode():
+        return measure_expected(cell, inputs, probs, rng, protocol)
+
+
+def _failed(reason: str) -> dict:
     return {
         "status": "failed",
         "error": reason,
@@ -252,30 +273,55 @@ def measure_spec(row, target: Target, device: torch.device, protocol: TimingProt
     }
 
 
+def label_specs(
+    specs: pd.DataFrame, target: Target, device: torch.device, protocol: TimingProtocol
+) -> list[dict]:
+    """One label per spec row, in order; an out-of-memory spec is labelled failed with its reason.
+
+    Discrete specs are timed in ``protocol.rounds`` rounds over the whole table, so a spec's
+    passes are spread over the job's duration and a slow spell of the machine does not bias
+    one spec's label. Expected labels are taken in the first round.
+    """
+    records = [row for _, row in specs.iterrows()]
+    labels: list[dict | None] = [None] * len(records)
+    runs: list[list[np.ndarray]] = [[] for _ in records]
+    for round_ in range(protocol.rounds):
+        for i, row in enumerate(records):
+            if labels[i] is not None or (round_ > 0 and row["label_kind"] != "discrete"):
+                continue
+            try:
+                with _out_of_memory_as_failure(device):
+                    if row["label_kind"] == "discrete":
+                        runs[i].append(_discrete_round(row, target, device, protocol))
+                    else:
+                        labels[i] = {"status": "ok", "error": "", **_expected(row, target, device, protocol)}
+            except _OutOfMemory as err:
+                labels[i] = _failed(str(err))
+            if i % 50 == 49:
+                gc.collect()
+    return [
+        label if label is not None else {"status": "ok", "error": "", **discrete_label(np.concatenate(parts))}
+        for label, parts in zip(labels, runs, strict=True)
+    ]
+
+
 def measure_specs(
     specs: pd.DataFrame, target: Target, device_str: str, device: torch.device, protocol: TimingProtocol
 ) -> pd.DataFrame:
     """Latency rows for every spec of a spec table, with provenance; rows keep the spec order."""
     prov = provenance(target, device_str, device)
-    rows = []
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection during a timed pass is noise, not latency
     try:
-        for _, spec in specs.iterrows():
-            result = measure_spec(spec, target, device, protocol)
-            rows.append(
-                {
-                    "spec_id": spec["spec_id"],
-                    "label_kind": spec["label_kind"],
-                    **result,
-                    **prov,
-                    "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                }
-            )
-            gc.collect()
+        labels = label_specs(specs, target, device, protocol)
     finally:
         if gc_was_enabled:
             gc.enable()
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
+    rows = [
+        {"spec_id": spec_id, "label_kind": kind, **label, **prov, "measured_at": measured_at}
+        for spec_id, kind, label in zip(specs["spec_id"], specs["label_kind"], labels, strict=True)
+    ]
     return pd.DataFrame(rows)
 
 
