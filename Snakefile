@@ -10,6 +10,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/specs.smk"
 include: "workflow/rules/latency.smk"
 include: "workflow/rules/datasets.smk"
+include: "workflow/rules/predictors.smk"
+include: "workflow/rules/networks.smk"
 
 
 rule all:

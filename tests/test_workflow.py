@@ -36,3 +36,52 @@ def test_spec_shards_are_byte_identical_in_a_second_working_directory(tiny_run, 
     run_snakemake(tmp_path, "--until", "sample_specs")
     for shard in sorted((workdir / "results" / "specs").glob("*.parquet")):
         assert shard.read_bytes() == (tmp_path / "results" / "specs" / shard.name).read_bytes()
+
+
+def test_tiny_config_trains_scores_and_compares_every_predictor(tiny_run):
+    workdir, _ = tiny_run
+    root = workdir / "results" / "predictors" / "cpu"
+    models = ["constant", "flops", "lut", "elasticnet", "mlp"]
+    for model in models:
+        metrics = json.loads((root / model / "metrics.json").read_text())
+        for key in ("rmse_ms", "mape", "within_5pct", "within_10pct", "spearman", "n_test"):
+            assert key in metrics, (model, key)
+        assert (root / model / "predicted_vs_measured.svg").stat().st_size > 0
+        assert len(pd.read_parquet(root / model / "predictions.parquet")) == metrics["n_test"]
+        network = json.loads((workdir / "results" / "networks" / "cpu" / model / "metrics.json").read_text())
+        assert network["n_test"] == 4  # 2 genotypes at the search and the final settings
+    comparison = pd.read_csv(root / "comparison.csv")
+    assert list(comparison["model"]) == models
+    assert "network_within_10pct" in comparison.columns
+    curve = pd.read_csv(root / "learning_curve.csv")
+    assert set(curve["model"]) == {"elasticnet", "mlp"} and set(curve["fraction"]) == {0.5, 1.0}
+
+
+def test_an_external_latency_table_trains_its_own_predictors(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    from conftest import write_config
+    from lenna.datasets import feature_columns
+
+    measured = pd.read_parquet(workdir / "results" / "datasets" / "cpu" / "latency.parquet")
+    phone = measured[[*feature_columns("darts", 4), "latency_ms"]].assign(
+        latency_ms=lambda t: 3 * t["latency_ms"]
+    )
+    phone.to_csv(tmp_path / "phone.csv", index=False)
+    config = write_config(
+        tmp_path / "c.yaml", external_targets={"phone": {"table": str(tmp_path / "phone.csv")}}
+    )
+    run_snakemake(tmp_path / "w", "results/predictors/phone/comparison.csv", configfile=config)
+    comparison = pd.read_csv(tmp_path / "w" / "results" / "predictors" / "phone" / "comparison.csv")
+    assert list(comparison["model"]) == ["constant", "flops", "elasticnet", "mlp"]  # no device: no LUT
+    assert not (tmp_path / "w" / "results" / "latency").exists()  # nothing was timed
+
+    phone.assign(battery_temp=30.0).to_csv(tmp_path / "bad.csv", index=False)
+    bad = write_config(
+        tmp_path / "bad.yaml", external_targets={"phone": {"table": str(tmp_path / "bad.csv")}}
+    )
+    proc = run_snakemake(
+        tmp_path / "w2", "results/predictors/phone/comparison.csv", configfile=bad, check=False
+    )
+    assert proc.returncode != 0
+    assert "battery_temp" in proc.stdout + proc.stderr and "bad.csv" in proc.stdout + proc.stderr
+    assert not (tmp_path / "w2" / "results" / "datasets" / "phone" / "latency.parquet").exists()

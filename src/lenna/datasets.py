@@ -155,3 +155,74 @@ def normalise(table: pd.DataFrame, normaliser: dict) -> np.ndarray:
     """The feature matrix of ``table`` scaled by ``normaliser`` (n_rows, n_features)."""
     x = table[normaliser["features"]].astype(np.float64).to_numpy()
     return (x - np.asarray(normaliser["mean"])) / np.asarray(normaliser["std"])
+
+
+def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFrame, dict]:
+    """A latency table measured outside the workflow (a phone, an accelerator), as a dataset.
+
+    Required columns: the feature columns (`feature_columns`) and ``latency_ms``. Optional:
+    ``spec_id`` (computed from the features if absent), ``label_kind`` (``discrete`` if every
+    edge is one-hot, else ``expected``), ``device_name``. Any other column is an error, named.
+    """
+    from lenna.cell import CellShape
+    from lenna.specs import spec_id
+
+    path = str(path)
+    if path.endswith(".csv"):
+        try:
+            table = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    else:
+        table = read_parquet(path)
+    table = table.copy()
+    features = feature_columns(op_set_name, steps)
+    optional = ["spec_id", "label_kind", "device_name"]
+    unknown = [c for c in table.columns if c not in (*features, "latency_ms", *optional)]
+    if unknown:
+        raise DataError(
+            f"{path}: unknown column(s) {unknown}; allowed: the feature columns, latency_ms, {optional}"
+        )
+    missing = [c for c in (*features, "latency_ms") if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    if table.empty:
+        raise DataError(f"{path}: no rows")
+    lat = table["latency_ms"].to_numpy(np.float64)
+    if not (np.isfinite(lat) & (lat > 0)).all():
+        raise DataError(f"{path}: latency_ms must be positive and finite in every row")
+    n_ops = len(op_set(op_set_name))
+    probs = table[features[len(SHAPE_COLUMNS) + 1 :]].to_numpy(np.float64).reshape(len(table), -1, n_ops)
+    if (probs < 0).any() or not np.allclose(probs.sum(axis=2), 1.0, atol=1e-6):
+        raise DataError(f"{path}: the probabilities of every edge must be non-negative and sum to 1")
+    one_hot = np.isin(probs, (0.0, 1.0)).all(axis=(1, 2))
+    if "label_kind" not in table:
+        table["label_kind"] = np.where(one_hot, "discrete", "expected")
+    if "spec_id" not in table:
+        table["spec_id"] = [
+            spec_id(
+                op_set_name,
+                steps,
+                CellShape(
+                    **{c: (bool(r[c]) if c.startswith("reduction") else int(r[c])) for c in SHAPE_COLUMNS}
+                ),
+                p,
+                r["label_kind"],
+            )
+            for (_, r), p in zip(table.iterrows(), probs, strict=True)
+        ]
+    dup = table["spec_id"].duplicated(keep=False)
+    if dup.any():
+        raise DataError(f"{path}: duplicate spec_id(s) {table.loc[dup, 'spec_id'].unique()[:3].tolist()}")
+    table = table.assign(status="ok", source=path, op_set=op_set_name, steps=steps)
+    table = table.sort_values("spec_id", kind="stable").reset_index(drop=True)
+    summary = {
+        "n_rows": int(len(table)),
+        "n_ok": int(len(table)),
+        "n_failed": 0,
+        "failure_reasons": {},
+        "n_duplicates_dropped": 0,
+        "by_label_kind": {k: int(v) for k, v in table["label_kind"].value_counts().sort_index().items()},
+        "source": path,
+    }
+    return table, summary

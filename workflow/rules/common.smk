@@ -16,13 +16,19 @@ try:
 except cfg.ConfigError as err:
     raise ValueError(f"invalid config: {err}") from None
 
-TARGETS = sorted(config["targets"])
+MEASURED = sorted(config["targets"])
+# Targets whose latency table comes from outside (a phone, an accelerator): no timing jobs.
+EXTERNAL = sorted(config.get("external_targets", {}))
+TARGETS = MEASURED + EXTERNAL
+# Models that need the target's device, beyond its latency table.
+DEVICE_MODELS = {"lut"}
 SHARDS = range(cfg.n_shards(config))
 
 
 wildcard_constraints:
     target="|".join(TARGETS),
     shard=r"\d+",
+    model="|".join(config["predictors"]["models"]),
 
 
 def pkg(*modules):
@@ -36,7 +42,9 @@ def spec_shard_params(wildcards):
 
 
 def shard_device(wildcards):
-    return cfg.shard_device(config, wildcards.target, int(wildcards.shard))
+    """The device a timing job runs on: its shard's, or the target's first for whole-target jobs."""
+    shard = int(wildcards.shard) if "shard" in wildcards.keys() else 0
+    return cfg.shard_device(config, wildcards.target, shard)
 
 
 def measure_threads(wildcards):
@@ -88,8 +96,49 @@ def latency_shards(wildcards):
     )
 
 
-def all_outputs():
+def macro_ranges():
+    """The macro settings that decide which cell shapes exist."""
+    return {k: v for k, v in config["macro"].items() if k not in ("search", "final")}
+
+
+def target_batch_size(wildcards):
+    """The batch size a measured target times with; None for an external table (its rows say)."""
+    return config["targets"].get(wildcards.target, {}).get("batch_size")
+
+
+def target_models(target):
+    """The configured predictors that can be trained for a target."""
+    models = config["predictors"]["models"]
+    if target in EXTERNAL:
+        return [m for m in models if m not in DEVICE_MODELS]
+    return models
+
+
+def predictor_metrics(wildcards):
     return expand(
+        "results/predictors/{target}/{model}/metrics.json",
+        target=wildcards.target,
+        model=target_models(wildcards.target),
+    )
+
+
+def network_metrics(wildcards):
+    if wildcards.target in EXTERNAL:
+        return []
+    return expand(
+        "results/networks/{target}/{model}/metrics.json",
+        target=wildcards.target,
+        model=target_models(wildcards.target),
+    )
+
+
+def all_outputs():
+    predictors = expand(
+        "results/predictors/{target}/{name}",
+        target=TARGETS,
+        name=["comparison.csv", "comparison.html", "learning_curve.csv"],
+    )
+    return predictors + expand(
         "results/datasets/{target}/{name}",
         target=TARGETS,
         name=[

@@ -8,10 +8,31 @@ rule merge_latency:
         summary="results/datasets/{target}/summary.json",
     log:
         "logs/merge_latency/{target}.log",
+    wildcard_constraints:
+        target="|".join(MEASURED) or "^$",
     conda:
         "../../envs/data.yaml"
     script:
         "../scripts/merge_latency.py"
+
+
+rule import_latency:
+    input:
+        table=lambda wildcards: config["external_targets"][wildcards.target]["table"],
+        code=pkg("datasets.py", "tables.py", "specs.py"),
+    output:
+        table="results/datasets/{target}/latency.parquet",
+        summary="results/datasets/{target}/summary.json",
+    log:
+        "logs/import_latency/{target}.log",
+    wildcard_constraints:
+        target="|".join(EXTERNAL) or "^$",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        search_space=config["search_space"],
+    script:
+        "../scripts/import_latency.py"
 
 
 rule split_normalise:

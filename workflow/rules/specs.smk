@@ -10,7 +10,7 @@ rule sample_specs:
     params:
         shard=spec_shard_params,
         search_space=config["search_space"],
-        macro={k: v for k, v in config["macro"].items() if k not in ("search", "final")},
+        macro=macro_ranges(),
         sampling={k: v for k, v in config["sampling"].items() if k != "n_specs"},
     script:
         "../scripts/sample_specs.py"

@@ -1,0 +1,96 @@
+"""Whole-network check: random derived genotypes, timed as networks, predicted from their cells.
+
+A network's predicted latency is the sum of its cells' predicted latencies plus the stem and
+the head (pooling and classifier), which are timed on their own since no cell predictor covers
+them. Users of latency predictors ask for exactly this model-level check.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lenna.genotype import Genotype
+from lenna.lut import SingleInput
+from lenna.measure import Target, TimingProtocol, time_passes
+from lenna.network import Macro, Network
+from lenna.ops import NONE, op_set
+
+
+def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> Genotype:
+    """A derived-style genotype: per node two distinct inputs, each with a non-none op."""
+    ops = [op for op in op_set(op_set_name) if op != NONE]
+
+    def cell():
+        pairs = []
+        for node in range(steps):
+            for inp in sorted(rng.choice(node + 2, size=2, replace=False)):
+                pairs.append((ops[rng.integers(len(ops))], int(inp)))
+        return tuple(pairs)
+
+    concat = tuple(range(2, steps + 2))
+    return Genotype(normal=cell(), normal_concat=concat, reduce=cell(), reduce_concat=concat)
+
+
+class _Head(torch.nn.Module):
+    def __init__(self, net: Network):
+        super().__init__()
+        self.pool, self.classifier = net.global_pooling, net.classifier
+
+    def forward(self, x):
+        return self.classifier(self.pool(x).flatten(1))
+
+
+def _median_ms(module, inputs, protocol: TimingProtocol) -> float:
+    runs = []
+    for _ in range(protocol.rounds):
+        time_passes(module, inputs, protocol.warmup)
+        runs.append(time_passes(module, inputs, protocol.repeats))
+    return float(np.median(np.concatenate(runs)))
+
+
+def measure_networks(
+    genotypes: list[Genotype], macros: dict[str, Macro], target: Target, device: torch.device, protocol
+) -> pd.DataFrame:
+    """Measured latency (ms) of every genotype's network at every named macro setting, with the
+    stem and head timed alone. Networks are timed in eval mode at the target's batch size."""
+    rows = []
+    dtype = getattr(torch, target.dtype)
+    for name, macro in macros.items():
+        for k, genotype in enumerate(genotypes):
+            net = genotype.network(macro).to(device=device, dtype=dtype).eval()
+            size = (target.batch_size, macro.input_channels, macro.input_size, macro.input_size)
+            x = torch.randn(*size, generator=torch.Generator().manual_seed(k), dtype=dtype).to(device)
+            with torch.inference_mode():
+                stem_out = net.stem(x)
+                s0 = s1 = stem_out
+                for cell in net.cells:
+                    s0, s1 = s1, cell(s0, s1)
+                row = {
+                    "network": name,
+                    "genotype_index": k,
+                    "genotype": json.dumps(genotype.to_dict(), sort_keys=True),
+                    **{f"macro_{f}": v for f, v in macro.__dict__.items()},
+                    "batch_size": target.batch_size,
+                    "latency_ms": _median_ms(SingleInput(net), (x, x), protocol),
+                    "stem_ms": _median_ms(SingleInput(net.stem), (x, x), protocol),
+                    "head_ms": _median_ms(SingleInput(_Head(net)), (s1, s1), protocol),
+                }
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def predict_networks(measured: pd.DataFrame, predictor) -> pd.DataFrame:
+    """The measured table with each network's predicted latency: sum of cells + stem + head."""
+    cells = []
+    for _, row in measured.iterrows():
+        macro = Macro(**{f[6:]: row[f] for f in measured.columns if f.startswith("macro_")})
+        genotype = Genotype.from_dict(json.loads(row["genotype"]))
+        cells.append(predictor.predict_genotype(genotype, macro, int(row["batch_size"])))
+    out = measured.drop(columns=["genotype"]).copy()
+    out["predicted_cells_ms"] = cells
+    out["predicted_ms"] = out["predicted_cells_ms"] + out["stem_ms"] + out["head_ms"]
+    return out

@@ -1,0 +1,258 @@
+"""Trained latency predictors: one durable file format, one torch forward, one query API.
+
+A predictor directory holds ``model.json`` (what the model is: kind, feature order, normaliser,
+architecture, output transform, training-data hash, versions, the SHA-256 of its weights) and
+``weights.npz`` (plain arrays). Nothing is pickled, so a model trained today loads in a later
+version. Every kind computes latency (ms) from the raw feature columns of
+`lenna.datasets.feature_columns` with torch operations, so every predictor is differentiable in
+the op probabilities and can serve the latency term of the search.
+
+Kinds:
+- ``constant``: the training mean;
+- ``linear``: w . z + b on standardised features z (ElasticNet and friends);
+- ``mlp``: a multi-layer perceptron on standardised features;
+- ``shape_linear``: a per-shape linear function of the probabilities (base[s] + coef[s] . p),
+  then an affine map: the lookup-table and FLOPs baselines.
+The output is either latency in ms (``linear`` transform) or log latency (``log``), standardised
+by the label mean and standard deviation stored in the description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lenna.cell import CellShape, edge_list
+from lenna.genotype import Genotype
+from lenna.network import Macro, cell_shapes
+from lenna.ops import NONE, op_set
+from lenna.specs import SHAPE_COLUMNS
+
+FORMAT = "lenna-predictor"
+FORMAT_VERSION = 1
+KINDS = ("constant", "linear", "mlp", "shape_linear")
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+N_SHAPE = len(SHAPE_COLUMNS) + 1  # shape columns and the batch size lead every feature vector
+
+
+class PredictorError(ValueError):
+    """A predictor directory that cannot be loaded or used; the message names the file."""
+
+
+def shape_vector(shape: CellShape, batch_size: int) -> list[float]:
+    """The leading features of a cell: its shape columns, then the batch size."""
+    return [float(getattr(shape, c)) for c in SHAPE_COLUMNS] + [float(batch_size)]
+
+
+def _weights_bytes(weights: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.ascontiguousarray(v) for k, v in sorted(weights.items())})
+    return buffer.getvalue()
+
+
+@dataclass
+class LatencyPredictor:
+    """A trained predictor: its JSON description and its weight arrays (float64)."""
+
+    description: dict
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+    # -- description -----------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self.description["kind"]
+
+    @property
+    def features(self) -> list[str]:
+        return self.description["features"]
+
+    @property
+    def op_names(self) -> tuple[str, ...]:
+        return op_set(self.description["op_set"])
+
+    @property
+    def steps(self) -> int:
+        return self.description["steps"]
+
+    # -- the torch forward -----------------------------------------------------------------------
+    def _tensor(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.weights[name], dtype=like.dtype, device=like.device)
+
+    def latency(self, x: torch.Tensor) -> torch.Tensor:
+        """Latency (ms) of each row of raw features ``x`` (n, n_features); differentiable."""
+        if x.ndim != 2 or x.shape[1] != len(self.features):
+            raise ValueError(f"features of shape {tuple(x.shape)}, expected (n, {len(self.features)})")
+        if self.kind == "constant":
+            return self._tensor("value", x).expand(x.shape[0]).clone()
+        if self.kind == "shape_linear":
+            return self._shape_linear(x)
+        z = (x - self._tensor("mean", x)) / self._tensor("std", x)
+        if self.kind == "linear":
+            out = z @ self._tensor("coef", x) + self._tensor("intercept", x)
+        else:
+            act = ACTIVATIONS[self.description["architecture"]["activation"]]
+            n_layers = len(self.description["architecture"]["hidden"]) + 1
+            h = z
+            for i in range(n_layers):
+                h = h @ self._tensor(f"w{i}", x).T + self._tensor(f"b{i}", x)
+                if i < n_layers - 1:
+                    h = act(h)
+            out = h[:, 0]
+        label = self.description["label"]
+        out = out * label["std"] + label["mean"]
+        return torch.exp(out) if self.description["transform"] == "log" else out
+
+    def _shape_linear(self, x: torch.Tensor) -> torch.Tensor:
+        shapes = self._tensor("shapes", x)  # (n_shapes, N_SHAPE)
+        match = (x[:, None, :N_SHAPE] == shapes[None]).all(dim=2)  # (n, n_shapes)
+        found = match.any(dim=1)
+        if not bool(found.all()):
+            row = x[~found][0, :N_SHAPE].tolist()
+            raise PredictorError(
+                f"{self.description.get('path', 'predictor')}: no table entry for shape "
+                f"{dict(zip([*SHAPE_COLUMNS, 'batch_size'], row, strict=True))}"
+            )
+        idx = match.to(torch.int64).argmax(dim=1)
+        probs = x[:, N_SHAPE:]
+        quantities = self._tensor("base", x)[idx] + torch.einsum(
+            "nqf,nf->nq", self._tensor("coef", x)[idx], probs
+        )
+        return quantities @ self._tensor("scale", x) + self._tensor("offset", x)
+
+    # -- queries ---------------------------------------------------------------------------------
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        """Latency (ms) of many raw feature rows at once, (n, n_features) -> (n,)."""
+        with torch.no_grad():
+            return self.latency(torch.from_numpy(np.array(x, dtype=np.float64))).numpy()
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        """Latency (ms) of every spec row of a table holding the feature columns."""
+        missing = [c for c in self.features if c not in table.columns]
+        if missing:
+            raise KeyError(f"table lacks feature column(s) {missing[:5]}{'...' if len(missing) > 5 else ''}")
+        return self.predict_features(table[self.features].to_numpy(np.float64))
+
+    def cell_features(self, shapes: list[CellShape], probs: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Raw features of cells at ``shapes`` with op probabilities ``probs`` (n_edges, n_ops) or
+        one matrix per shape (n_shapes, n_edges, n_ops); differentiable in ``probs``."""
+        shape_part = torch.tensor([shape_vector(s, batch_size) for s in shapes], dtype=probs.dtype)
+        flat = probs.reshape(-1, probs.shape[-2] * probs.shape[-1]).expand(len(shapes), -1)
+        return torch.cat([shape_part.to(probs.device), flat], dim=1)
+
+    def expected_network_latency(
+        self, alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, macro: Macro, batch_size: int
+    ) -> torch.Tensor:
+        """Predicted latency (ms) of all cells of a network whose edges mix ops with
+        softmax(alpha) probabilities; differentiable in the alphas (each (n_edges, n_ops))."""
+        shapes = cell_shapes(macro, self.steps, self.steps)
+        normal = [s for s in shapes if not s.reduction]
+        reduce = [s for s in shapes if s.reduction]
+        total = alpha_normal.new_zeros(())
+        for group, alpha in ((normal, alpha_normal), (reduce, alpha_reduce)):
+            if group:
+                probs = torch.softmax(alpha, dim=-1)
+                total = total + self.latency(self.cell_features(group, probs, batch_size)).sum()
+        return total
+
+    def genotype_probs(self, genotype: Genotype, reduction: bool) -> np.ndarray:
+        """The one-hot (n_edges, n_ops) matrix of a genotype's normal or reduce cell."""
+        pairs = genotype.reduce if reduction else genotype.normal
+        concat = genotype.reduce_concat if reduction else genotype.normal_concat
+        if genotype.steps != self.steps or list(concat) != list(range(2, self.steps + 2)):
+            raise ValueError(f"the predictor models cells of {self.steps} nodes concatenating all of them")
+        edges = edge_list(self.steps)
+        probs = np.zeros((len(edges), len(self.op_names)))
+        probs[:, self.op_names.index(NONE)] = 1.0
+        for k, (op, inp) in enumerate(pairs):
+            e = edges.index((k // 2, inp))
+            if probs[e, self.op_names.index(NONE)] == 0.0:
+                raise ValueError(f"node {k // 2} takes input {inp} twice, which a spec cannot express")
+            probs[e] = 0.0
+            probs[e, self.op_names.index(op)] = 1.0
+        return probs
+
+    def predict_genotype(self, genotype: Genotype, macro: Macro, batch_size: int) -> float:
+        """Predicted latency (ms) of the cells of a genotype's network (stem and head excluded)."""
+        rows = [
+            [*shape_vector(s, batch_size), *self.genotype_probs(genotype, s.reduction).ravel()]
+            for s in genotype.cell_shapes(macro)
+        ]
+        return float(self.predict_features(np.array(rows)).sum())
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, directory) -> None:
+        """Write ``model.json`` and ``weights.npz`` into ``directory`` (atomically each)."""
+        from lenna.tables import _atomic
+
+        directory = Path(directory)
+        blob = _weights_bytes(self.weights)
+        description = {**self.description, "weights_file": "weights.npz"}
+        description["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+        description.pop("path", None)
+        _atomic(directory / "weights.npz", lambda tmp: Path(tmp).write_bytes(blob))
+        text = json.dumps(description, indent=1, sort_keys=True) + "\n"
+        _atomic(directory / "model.json", lambda tmp: Path(tmp).write_text(text))
+
+    @classmethod
+    def load(cls, directory) -> LatencyPredictor:
+        """Load a predictor directory; a missing, corrupted or mismatched file is an error naming it."""
+        directory = Path(directory)
+        meta = directory / "model.json"
+        try:
+            description = json.loads(meta.read_text())
+        except FileNotFoundError:
+            raise PredictorError(f"{meta}: no such file (is {directory} a predictor directory?)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise PredictorError(f"{meta}: not valid JSON ({err})") from None
+        if not isinstance(description, dict) or description.get("format") != FORMAT:
+            raise PredictorError(f"{meta}: not a {FORMAT} description")
+        if description.get("format_version", 0) > FORMAT_VERSION:
+            raise PredictorError(
+                f"{meta}: format version {description['format_version']} is newer than this "
+                f"version of lenna reads ({FORMAT_VERSION})"
+            )
+        if description.get("kind") not in KINDS:
+            raise PredictorError(f"{meta}: unknown kind {description.get('kind')!r}; known: {list(KINDS)}")
+        path = directory / description.get("weights_file", "weights.npz")
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            raise PredictorError(f"{path}: no such file (the weights of {meta})") from None
+        if hashlib.sha256(blob).hexdigest() != description.get("weights_sha256"):
+            raise PredictorError(
+                f"{path}: its SHA-256 does not match {meta}; the files do not belong together"
+            )
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            weights = {k: arrays[k].astype(np.float64) for k in arrays.files}
+        predictor = cls({**description, "path": str(directory)}, weights)
+        predictor._check(meta)
+        return predictor
+
+    def _check(self, meta) -> None:
+        n = len(self.features)
+        expected = {"constant": {"value": (1,)}, "linear": {"coef": (n,), "mean": (n,), "std": (n,)}}
+        for name, shape in expected.get(self.kind, {}).items():
+            if name not in self.weights or self.weights[name].shape != shape:
+                got = self.weights[name].shape if name in self.weights else "missing"
+                raise PredictorError(f"{meta}: weight {name!r} is {got}, expected {shape}")
+        if self.kind == "mlp":
+            sizes = [n, *self.description["architecture"]["hidden"], 1]
+            for i in range(len(sizes) - 1):
+                w = self.weights.get(f"w{i}")
+                if w is None or w.shape != (sizes[i + 1], sizes[i]):
+                    got = None if w is None else w.shape
+                    raise PredictorError(
+                        f"{meta}: layer {i} weight is {got}, expected {(sizes[i + 1], sizes[i])}"
+                    )
+
+
+def load_predictor(directory) -> LatencyPredictor:
+    """Load a trained predictor from its directory (``results/predictors/{target}/{model}``)."""
+    return LatencyPredictor.load(directory)

@@ -1,0 +1,290 @@
+"""Fitting latency predictors on a target's dataset splits."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+import torch
+from sklearn.linear_model import ElasticNetCV, LinearRegression
+
+import lenna
+from lenna.datasets import normalise
+from lenna.lut import LUT_COLUMNS, count_part, shape_table
+from lenna.metrics import latency_metrics
+from lenna.ops import op_set
+from lenna.predictor import FORMAT, FORMAT_VERSION, N_SHAPE, LatencyPredictor
+
+
+def file_sha256(*paths) -> str:
+    """One hash over the bytes of the training files: which data a model was fitted on."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def describe(model: str, kind: str, normaliser: dict, transform: str, label: dict, **extra) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model,
+        "kind": kind,
+        "op_set": normaliser["op_set"],
+        "steps": normaliser["steps"],
+        "features": list(normaliser["features"]),
+        "transform": transform,
+        "label": label,
+        "versions": {
+            "lenna": lenna.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scikit_learn": sklearn.__version__,
+            "python": platform.python_version(),
+        },
+        **extra,
+    }
+
+
+def _scaling(normaliser: dict) -> dict[str, np.ndarray]:
+    return {"mean": np.asarray(normaliser["mean"]), "std": np.asarray(normaliser["std"])}
+
+
+def _label(y: np.ndarray, transform: str) -> dict:
+    t = np.log(y) if transform == "log" else y
+    return {"mean": float(t.mean()), "std": float(t.std()) or 1.0}
+
+
+def fit_constant(train: pd.DataFrame, normaliser: dict, **extra) -> LatencyPredictor:
+    """Predicts the mean training latency for every spec: the floor every model must beat."""
+    value = float(train["latency_ms"].mean())
+    desc = describe("constant", "constant", normaliser, "linear", {"mean": 0.0, "std": 1.0}, **extra)
+    return LatencyPredictor(desc, {"value": np.array([value])})
+
+
+def fit_elasticnet(
+    train: pd.DataFrame, normaliser: dict, l1_ratio: list[float], cv: int, seed: int, **extra
+) -> LatencyPredictor:
+    """ElasticNet on standardised shape and probability features, predicting latency in ms:
+    the additive model L(cell) = sum of per-op, per-edge costs. alpha and l1_ratio by CV."""
+    z = normalise(train, normaliser)
+    y = train["latency_ms"].to_numpy(np.float64)
+    label = _label(y, "linear")
+    model = ElasticNetCV(l1_ratio=l1_ratio, cv=cv, random_state=seed, max_iter=20_000, alphas=50)
+    model.fit(z, (y - label["mean"]) / label["std"])
+    desc = describe(
+        "elasticnet",
+        "linear",
+        normaliser,
+        "linear",
+        label,
+        hyperparameters={"alpha": float(model.alpha_), "l1_ratio": float(model.l1_ratio_), "cv": cv},
+        **extra,
+    )
+    weights = {
+        "coef": model.coef_.astype(np.float64),
+        "intercept": np.array([model.intercept_]),
+        **_scaling(normaliser),
+    }
+    return LatencyPredictor(desc, weights)
+
+
+class _MLP(torch.nn.Module):
+    def __init__(self, n_in: int, hidden: list[int], activation: str):
+        super().__init__()
+        sizes = [n_in, *hidden, 1]
+        self.layers = torch.nn.ModuleList(
+            torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        self.act = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[activation]
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = self.act(x)
+        return x[:, 0]
+
+
+def fit_mlp(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    normaliser: dict,
+    *,
+    hidden: list[int],
+    activation: str,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    weight_decay: float,
+    patience: int,
+    seed: int,
+    transform: str,
+    **extra,
+) -> tuple[LatencyPredictor, pd.DataFrame]:
+    """The LENNA MLP: Adam on the standardised (log) latency, early stopping on validation RMSE
+    (ms); seeded and deterministic on a CPU. Returns the best epoch's model and the history."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x_train = torch.as_tensor(normalise(train, normaliser), dtype=torch.float32)
+    y_train = train["latency_ms"].to_numpy(np.float64)
+    label = _label(y_train, transform)
+    t_train = np.log(y_train) if transform == "log" else y_train
+    target = torch.as_tensor((t_train - label["mean"]) / label["std"], dtype=torch.float32)
+    x_val = torch.as_tensor(normalise(val, normaliser), dtype=torch.float32)
+    y_val = val["latency_ms"].to_numpy(np.float64)
+
+    net = _MLP(x_train.shape[1], hidden, activation)
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    best, best_rmse, stale, history = None, np.inf, 0, []
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        losses = []
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            loss = torch.nn.functional.mse_loss(net(x_train[idx]), target[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        net.eval()
+        with torch.no_grad():
+            out = net(x_val).double().numpy() * label["std"] + label["mean"]
+        pred = np.exp(out) if transform == "log" else out
+        rmse = float(np.sqrt(np.mean((pred - y_val) ** 2)))
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_rmse_ms": rmse})
+        if rmse < best_rmse:
+            best_rmse, stale = rmse, 0
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    weights = _scaling(normaliser)
+    for i in range(len(hidden) + 1):
+        weights[f"w{i}"] = best[f"layers.{i}.weight"].double().numpy()
+        weights[f"b{i}"] = best[f"layers.{i}.bias"].double().numpy()
+    best_epoch = int(np.argmin([h["val_rmse_ms"] for h in history]))
+    desc = describe(
+        "mlp",
+        "mlp",
+        normaliser,
+        transform,
+        label,
+        architecture={"hidden": list(hidden), "activation": activation},
+        hyperparameters={
+            "lr": lr,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "weight_decay": weight_decay,
+            "patience": patience,
+            "seed": seed,
+            "best_epoch": best_epoch,
+            "val_rmse_ms": best_rmse,
+        },
+        **extra,
+    )
+    return LatencyPredictor(desc, weights), pd.DataFrame(history)
+
+
+def fit_mlp_choosing_transform(train, val, normaliser, transforms: list[str], **kwargs):
+    """Fit one MLP per target transform and keep the one with the lower validation RMSE (ms);
+    the description records every candidate's validation metrics and why it won."""
+    fits = {t: fit_mlp(train, val, normaliser, transform=t, **kwargs) for t in transforms}
+    scores = {t: latency_metrics(val["latency_ms"], p.predict(val)) for t, (p, _) in fits.items()}
+    chosen = min(scores, key=lambda t: scores[t]["rmse_ms"])
+    predictor, history = fits[chosen]
+    predictor.description["transform_selection"] = {
+        "chosen": chosen,
+        "rule": "lowest validation RMSE (ms)",
+        "validation": scores,
+    }
+    return predictor, history
+
+
+def _table_quantities(table: dict, x: np.ndarray) -> np.ndarray:
+    """Per row of raw features, the quantities of a shape table (n, n_quantities)."""
+    index = {tuple(row): i for i, row in enumerate(table["shapes"])}
+    idx = np.array([index[tuple(row)] for row in x[:, :N_SHAPE]])
+    return table["base"][idx] + np.einsum("nqf,nf->nq", table["coef"][idx], x[:, N_SHAPE:])
+
+
+def fit_lut(lut: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra) -> LatencyPredictor:
+    """ProxylessNAS lookup table: a cell costs its preprocessing plus, per edge, sum_op p * LUT(op).
+    Nothing is fitted; every part must have been timed."""
+    lookup = {tuple(r[:-1]): r[-1] for r in lut[LUT_COLUMNS].itertuples(index=False, name=None)}
+
+    def quantities(part, batch):
+        key = (*part, batch)
+        if key not in lookup:
+            raise KeyError(
+                f"the lookup table has no entry for {dict(zip(LUT_COLUMNS[:-1], key, strict=True))}"
+            )
+        return [lookup[key]]
+
+    table = shape_table(shapes_with_batch, op_set(normaliser["op_set"]), normaliser["steps"], quantities)
+    desc = describe(
+        "lut", "shape_linear", normaliser, "linear", {"mean": 0.0, "std": 1.0}, quantities=["lut_ms"], **extra
+    )
+    return LatencyPredictor(desc, {**table, "scale": np.array([1.0]), "offset": np.array([0.0])})
+
+
+def fit_flops(train: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra) -> LatencyPredictor:
+    """Least squares of latency (ms) on the cell's expected MFLOPs (times batch) and parameters."""
+    counts = {}
+
+    def quantities(part, batch):
+        if part not in counts:
+            counts[part] = count_part(part)
+        mflops, params = counts[part]
+        return [mflops * batch, params]
+
+    table = shape_table(shapes_with_batch, op_set(normaliser["op_set"]), normaliser["steps"], quantities)
+    q = _table_quantities(table, train[normaliser["features"]].to_numpy(np.float64))
+    model = LinearRegression().fit(q, train["latency_ms"].to_numpy(np.float64))
+    desc = describe(
+        "flops",
+        "shape_linear",
+        normaliser,
+        "linear",
+        {"mean": 0.0, "std": 1.0},
+        quantities=["mflops", "params"],
+        **extra,
+    )
+    weights = {**table, "scale": model.coef_.astype(np.float64), "offset": np.array([model.intercept_])}
+    return LatencyPredictor(desc, weights)
+
+
+def learning_curve(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    normaliser: dict,
+    fractions: list[float],
+    elasticnet: dict,
+    mlp: dict,
+) -> pd.DataFrame:
+    """Test metrics of ElasticNet and the MLP trained on nested shares of the training split.
+
+    Subsets are nested (the first n specs in spec_id order), so each point adds data to the
+    last. The normaliser stays the full training split's: only the fitted data shrinks.
+    """
+    ordered = train.sort_values("spec_id", kind="stable").reset_index(drop=True)
+    mlp = dict(mlp)
+    transforms = mlp.pop("transforms")
+    rows = []
+    for fraction in fractions:
+        part = ordered.iloc[: max(int(round(fraction * len(ordered))), 2 * elasticnet["cv"])]
+        fits = {
+            "elasticnet": fit_elasticnet(part, normaliser, **elasticnet),
+            "mlp": fit_mlp_choosing_transform(part, val, normaliser, transforms, **mlp)[0],
+        }
+        for name, predictor in fits.items():
+            scores = latency_metrics(test["latency_ms"], predictor.predict(test))
+            rows.append({"model": name, "fraction": fraction, "n_train": len(part), **scores})
+    return pd.DataFrame(rows)

@@ -1,0 +1,167 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lenna.config import sampling_plan
+from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id
+from lenna.genotype import DARTS_V2
+from lenna.measure import measure_specs, pin_device
+from lenna.metrics import latency_metrics
+from lenna.network import Macro
+from lenna.predictor import PredictorError, load_predictor
+from lenna.specs import sample_specs
+from lenna.tables import write_parquet
+from lenna.training import fit_constant, fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
+from test_measure import CPU, FAST
+from test_specs import CONFIG
+
+MLP = dict(
+    hidden=[32, 32],
+    activation="relu",
+    lr=0.01,
+    epochs=60,
+    batch_size=16,
+    weight_decay=0.0,
+    patience=15,
+    seed=0,
+)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    """A small real dataset: specs measured on this CPU, merged and split as the workflow does."""
+    root = tmp_path_factory.mktemp("predictor-data")
+    specs = sample_specs(sampling_plan(CONFIG), seed=21, start=0, stop=90)
+    write_parquet(specs, root / "specs.parquet")
+    write_parquet(measure_specs(specs, CPU, "cpu", pin_device("cpu", 1), FAST), root / "latency.parquet")
+    table, _ = merge_latency([root / "specs.parquet"], [root / "latency.parquet"])
+    parts = split_by_spec_id(table, {"train": 0.6, "val": 0.2, "test": 0.2})
+    return parts, fit_normaliser(parts["train"], "darts", 4)
+
+
+def test_metrics_follow_their_definitions():
+    m = latency_metrics([1.0, 2.0, 4.0, 10.0], [1.04, 2.15, 4.0, 8.0])
+    assert m["within_5pct"] == 0.5 and m["within_10pct"] == 0.75
+    assert m["mape"] == pytest.approx((0.04 + 0.075 + 0 + 0.2) / 4)
+    assert m["rmse_ms"] == pytest.approx(np.sqrt((0.04**2 + 0.15**2 + 0 + 4) / 4))
+    assert m["spearman"] == pytest.approx(1.0) and m["n_test"] == 4
+
+
+def test_every_model_beats_nothing_less_than_the_constant_on_training_data(splits):
+    parts, normaliser = splits
+    train = parts["train"]
+    constant = fit_constant(train, normaliser)
+    assert np.allclose(constant.predict(train), train["latency_ms"].mean())
+    enet = fit_elasticnet(train, normaliser, l1_ratio=[0.5, 1.0], cv=3, seed=0)
+    rmse = lambda p: latency_metrics(train["latency_ms"], p.predict(train))["rmse_ms"]  # noqa: E731
+    assert rmse(enet) < rmse(constant)
+
+
+def test_mlp_training_is_deterministic_on_cpu(splits):
+    parts, normaliser = splits
+    a, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
+    b, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
+    assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+    assert np.array_equal(a.predict(parts["test"]), b.predict(parts["test"]))
+
+
+def test_the_transform_is_chosen_by_validation_rmse(splits):
+    parts, normaliser = splits
+    predictor, _ = fit_mlp_choosing_transform(
+        parts["train"], parts["val"], normaliser, ["log", "linear"], **MLP
+    )
+    selection = predictor.description["transform_selection"]
+    scores = {t: s["rmse_ms"] for t, s in selection["validation"].items()}
+    assert selection["chosen"] == predictor.description["transform"] == min(scores, key=scores.get)
+
+
+def test_a_saved_model_gives_identical_predictions_in_a_fresh_process(splits, tmp_path):
+    parts, normaliser = splits
+    predictor, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
+    predictor.save(tmp_path / "mlp")
+    write_parquet(parts["test"], tmp_path / "test.parquet")
+    here = predictor.predict(parts["test"])
+    code = (
+        "import sys, json, pandas as pd; from lenna.predictor import load_predictor;"
+        "p = load_predictor(sys.argv[1]); t = pd.read_parquet(sys.argv[2]);"
+        "print(json.dumps(p.predict(t).tolist()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "mlp"), str(tmp_path / "test.parquet")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert np.array_equal(np.array(json.loads(out.stdout)), here)
+    assert "pickle" not in (tmp_path / "mlp" / "model.json").read_text()
+
+
+@pytest.mark.parametrize(
+    "damage", ["missing_weights", "corrupt_json", "swapped_weights", "wrong_layer", "kind"]
+)
+def test_a_corrupted_or_mismatched_model_fails_naming_the_file(splits, tmp_path, damage):
+    parts, normaliser = splits
+    mlp, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
+    mlp.save(tmp_path / "m")
+    meta, weights = tmp_path / "m" / "model.json", tmp_path / "m" / "weights.npz"
+    if damage == "missing_weights":
+        weights.unlink()
+        expect = "weights.npz"
+    elif damage == "corrupt_json":
+        meta.write_text(meta.read_text()[:-40])
+        expect = "model.json"
+    elif damage == "swapped_weights":
+        fit_constant(parts["train"], normaliser).save(tmp_path / "c")
+        weights.write_bytes((tmp_path / "c" / "weights.npz").read_bytes())
+        expect = "weights.npz"
+    elif damage == "wrong_layer":
+        desc = json.loads(meta.read_text())
+        desc["architecture"]["hidden"] = [32, 16]
+        meta.write_text(json.dumps(desc))
+        expect = "model.json"
+    else:
+        desc = json.loads(meta.read_text())
+        desc["kind"] = "transformer"
+        meta.write_text(json.dumps(desc))
+        expect = "model.json"
+    with pytest.raises(PredictorError, match=expect):
+        load_predictor(tmp_path / "m")
+
+
+def test_expected_network_latency_is_differentiable_in_the_alphas(splits):
+    parts, normaliser = splits
+    predictor, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
+    alpha_normal = (1e-3 * torch.randn(14, 8, dtype=torch.float64)).requires_grad_()
+    alpha_reduce = (1e-3 * torch.randn(14, 8, dtype=torch.float64)).requires_grad_()
+    macro = Macro(init_channels=4, layers=5, input_size=8, input_channels=1)
+    latency = predictor.expected_network_latency(alpha_normal, alpha_reduce, macro, batch_size=1)
+    latency.backward()
+    assert latency.item() > 0
+    assert torch.isfinite(alpha_normal.grad).all() and alpha_normal.grad.abs().sum() > 0
+    assert torch.isfinite(alpha_reduce.grad).all() and alpha_reduce.grad.abs().sum() > 0
+
+
+def test_a_genotype_is_predicted_as_the_sum_of_its_cells(splits):
+    parts, normaliser = splits
+    predictor = fit_elasticnet(parts["train"], normaliser, l1_ratio=[0.5], cv=3, seed=0)
+    macro = Macro(init_channels=4, layers=5, input_size=8, input_channels=1)
+    total = predictor.predict_genotype(DARTS_V2, macro, batch_size=1)
+    shapes = DARTS_V2.cell_shapes(macro)
+    rows = []
+    for s in shapes:
+        probs = predictor.genotype_probs(DARTS_V2, s.reduction)
+        rows.append([*[float(getattr(s, c)) for c in predictor.features[:7]], 1.0, *probs.ravel()])
+    assert total == pytest.approx(predictor.predict_features(np.array(rows)).sum())
+    assert predictor.genotype_probs(DARTS_V2, False).sum() == 14  # one op (or none) per edge
+
+
+def test_predictions_are_vectorised_over_many_specs(splits):
+    parts, normaliser = splits
+    mlp, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
+    x = np.repeat(parts["test"][mlp.features].to_numpy(np.float64), 500, axis=0)
+    out = mlp.predict_features(x)
+    assert out.shape == (len(x),) and np.isfinite(out).all()

@@ -1,0 +1,179 @@
+rule train_constant:
+    input:
+        train="results/datasets/{target}/train.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+        code=pkg("training.py", "predictor.py"),
+    output:
+        model="results/predictors/{target}/constant/model.json",
+        weights="results/predictors/{target}/constant/weights.npz",
+    log:
+        "logs/train_constant/{target}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train_predictor.py"
+
+
+rule train_elasticnet:
+    input:
+        train="results/datasets/{target}/train.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+        code=pkg("training.py", "predictor.py", "datasets.py"),
+    output:
+        model="results/predictors/{target}/elasticnet/model.json",
+        weights="results/predictors/{target}/elasticnet/weights.npz",
+    log:
+        "logs/train_elasticnet/{target}.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        hyper=config["predictors"]["elasticnet"],
+    script:
+        "../scripts/train_predictor.py"
+
+
+rule train_mlp:
+    input:
+        train="results/datasets/{target}/train.parquet",
+        val="results/datasets/{target}/val.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+        code=pkg("training.py", "predictor.py", "datasets.py", "metrics.py"),
+    output:
+        model="results/predictors/{target}/mlp/model.json",
+        weights="results/predictors/{target}/mlp/weights.npz",
+        history="results/predictors/{target}/mlp/history.parquet",
+    log:
+        "logs/train_mlp/{target}.log",
+    benchmark:
+        "results/benchmarks/train_mlp/{target}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        hyper=config["predictors"]["mlp"],
+    script:
+        "../scripts/train_predictor.py"
+
+
+rule evaluate_predictor:
+    input:
+        model="results/predictors/{target}/{model}/model.json",
+        weights="results/predictors/{target}/{model}/weights.npz",
+        test="results/datasets/{target}/test.parquet",
+        code=pkg("predictor.py", "metrics.py", "plots.py"),
+    output:
+        metrics="results/predictors/{target}/{model}/metrics.json",
+        predictions="results/predictors/{target}/{model}/predictions.parquet",
+        scatter="results/predictors/{target}/{model}/predicted_vs_measured.svg",
+        errors="results/predictors/{target}/{model}/errors.svg",
+    log:
+        "logs/evaluate_predictor/{target}/{model}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/evaluate_predictor.py"
+
+
+rule compare_predictors:
+    input:
+        metrics=predictor_metrics,
+        networks=network_metrics,
+    output:
+        csv="results/predictors/{target}/comparison.csv",
+        html="results/predictors/{target}/comparison.html",
+    log:
+        "logs/compare_predictors/{target}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        models=config["predictors"]["models"],
+    script:
+        "../scripts/compare_predictors.py"
+
+
+rule measure_lut:
+    input:
+        code=pkg("lut.py", "measure.py", "ops.py", "cell.py"),
+    output:
+        protected("results/lut/{target}/lut.parquet"),
+    log:
+        "logs/measure_lut/{target}.log",
+    benchmark:
+        "results/benchmarks/measure_lut/{target}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: measure_threads
+    resources:
+        **device_slot_resources(),
+        device=shard_device,
+    params:
+        search_space=config["search_space"],
+        macro=macro_ranges(),
+        target=target_params,
+        protocol=config["measurement"],
+    script:
+        "../scripts/measure_lut.py"
+
+
+rule train_lut:
+    input:
+        lut="results/lut/{target}/lut.parquet",
+        train="results/datasets/{target}/train.parquet",
+        table="results/datasets/{target}/latency.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+        code=pkg("training.py", "predictor.py", "lut.py"),
+    output:
+        model="results/predictors/{target}/lut/model.json",
+        weights="results/predictors/{target}/lut/weights.npz",
+    log:
+        "logs/train_lut/{target}.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        macro=macro_ranges(),
+        batch_size=target_batch_size,
+    script:
+        "../scripts/train_predictor.py"
+
+
+rule train_flops:
+    input:
+        train="results/datasets/{target}/train.parquet",
+        table="results/datasets/{target}/latency.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+        code=pkg("training.py", "predictor.py", "lut.py"),
+    output:
+        model="results/predictors/{target}/flops/model.json",
+        weights="results/predictors/{target}/flops/weights.npz",
+    log:
+        "logs/train_flops/{target}.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        macro=macro_ranges(),
+        batch_size=target_batch_size,
+    script:
+        "../scripts/train_predictor.py"
+
+
+rule learning_curve:
+    input:
+        train="results/datasets/{target}/train.parquet",
+        val="results/datasets/{target}/val.parquet",
+        test="results/datasets/{target}/test.parquet",
+        normaliser="results/datasets/{target}/normaliser.json",
+        code=pkg("training.py", "predictor.py", "metrics.py", "plots.py"),
+    output:
+        csv="results/predictors/{target}/learning_curve.csv",
+        svg="results/predictors/{target}/learning_curve.svg",
+    log:
+        "logs/learning_curve/{target}.log",
+    benchmark:
+        "results/benchmarks/learning_curve/{target}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        fractions=config["predictors"]["learning_curve"],
+        elasticnet=config["predictors"]["elasticnet"],
+        mlp=config["predictors"]["mlp"],
+    script:
+        "../scripts/learning_curve.py"

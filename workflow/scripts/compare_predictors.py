@@ -1,0 +1,28 @@
+"""Snakemake adapter: one table of every predictor's test metrics for a target."""
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from lenna.metrics import METRIC_KEYS
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+rows = [json.loads(Path(p).read_text()) for p in snakemake.input.metrics]
+table = pd.DataFrame([{k: r[k] for k in ("model", *METRIC_KEYS)} for r in rows])
+networks = [json.loads(Path(p).read_text()) for p in snakemake.input.networks]
+for key in ("within_10pct", "median_ape", "spearman", "n_test"):
+    if networks:  # external targets have no networks timed by the workflow
+        table[f"network_{key}"] = [n[key] for n in networks]
+baseline = table.set_index("model")["rmse_ms"]
+if "elasticnet" in baseline:
+    table["rmse_vs_elasticnet"] = table["rmse_ms"] / baseline["elasticnet"]
+table.to_csv(snakemake.output.csv, index=False, float_format="%.4g")
+Path(snakemake.output.html).write_text(
+    f"<h3>Latency predictors on target {snakemake.wildcards.target}</h3>\n"
+    "<p>Cells of the held-out test split; <code>network_*</code>: whole networks of random "
+    "genotypes predicted as the sum of their cells plus stem and head.</p>\n"
+    + table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+)
+logging.info("\n%s", table)

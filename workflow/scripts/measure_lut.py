@@ -1,0 +1,30 @@
+"""Snakemake adapter: time every part of every cell shape alone (the lookup-table baseline)."""
+
+import logging
+
+from lenna.lut import all_parts, measure_lut
+from lenna.measure import Target, TimingProtocol, device_lock, pin_device
+from lenna.ops import op_set
+from lenna.specs import macro_shapes
+from lenna.tables import write_parquet
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+p = snakemake.params
+target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["threads"], p.target["dtype"])
+device_str = snakemake.resources.device
+device = pin_device(device_str, target.threads)
+space = p.search_space
+m = p.macro
+shapes = macro_shapes(
+    m["init_channels"],
+    m["layers"],
+    m["input_size"],
+    m["input_channels"],
+    m["stem_multiplier"],
+    space["steps"],
+)
+parts = all_parts(shapes, op_set(space["op_set"]), space["steps"])
+with device_lock(device_str):
+    table = measure_lut(parts, target, device, TimingProtocol(**p.protocol))
+write_parquet(table, snakemake.output[0], metadata={"schema_version": 1, "device": device_str})
+logging.info("%d parts timed on %s", len(table), device_str)

@@ -1,0 +1,27 @@
+"""Snakemake adapter: time whole networks of random genotypes at the search and final settings."""
+
+import logging
+
+import numpy as np
+
+from lenna.measure import Target, TimingProtocol, device_lock, pin_device
+from lenna.network import Macro
+from lenna.networks import measure_networks, random_genotype
+from lenna.tables import write_parquet
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+p = snakemake.params
+target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["threads"], p.target["dtype"])
+device_str = snakemake.resources.device
+device = pin_device(device_str, target.threads)
+rng = np.random.default_rng(p.check["seed"])
+genotypes = [
+    random_genotype(rng, p.search_space["op_set"], p.search_space["steps"])
+    for _ in range(p.check["n_genotypes"])
+]
+common = {k: p.macro[k] for k in ("input_channels", "num_classes", "stem_multiplier")}
+macros = {name: Macro(**p.macro[name], **common) for name in ("search", "final")}
+with device_lock(device_str):
+    table = measure_networks(genotypes, macros, target, device, TimingProtocol(**p.protocol))
+write_parquet(table, snakemake.output[0], metadata={"schema_version": 1, "device": device_str})
+logging.info("%d networks timed on %s", len(table), device_str)
