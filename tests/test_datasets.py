@@ -83,3 +83,23 @@ def test_the_normaliser_sees_the_training_split_only(shards):
     assert fit_normaliser(splits["train"], "darts", 4) == before
     assert before["n_train"] == len(splits["train"])
     assert np.all(np.asarray(before["std"]) > 0)
+
+
+def test_calibration_scales_each_job_by_its_reference_speed(shards, tmp_path):
+    spec_paths, latency_paths = shards
+    slow = read_parquet(latency_paths[1])
+    assert slow["reference_ms"].nunique() == 1 and slow["reference_ms"].iloc[0] > 0
+    fast = read_parquet(latency_paths[0]).assign(reference_ms=1.0)
+    slow = slow.assign(reference_ms=1.5)  # this job's machine ran 1.5x slower than the other's
+    write_parquet(fast, tmp_path / "fast.parquet")
+    write_parquet(slow, tmp_path / "slow.parquet")
+    table, summary = merge_latency(spec_paths, [tmp_path / "fast.parquet", tmp_path / "slow.parquet"])
+    assert summary["reference_nominal_ms"] == pytest.approx(1.25)
+    by_id = table.set_index("spec_id")
+    for source, factor in ((fast, 1.0 / 1.25), (slow, 1.5 / 1.25)):
+        rows = by_id.loc[source["spec_id"]]
+        assert np.allclose(rows["speed_factor"], factor)
+        assert np.allclose(rows["latency_ms"], source["latency_ms"].to_numpy() / factor)
+        assert np.allclose(rows["latency_ms_raw"], source["latency_ms"].to_numpy())
+    raw, _ = merge_latency(spec_paths, [tmp_path / "fast.parquet", tmp_path / "slow.parquet"], calibrate=False)
+    assert np.allclose(raw["latency_ms"], raw["latency_ms_raw"])

@@ -8,9 +8,12 @@ error names the offending key and value.
 from __future__ import annotations
 
 import math
+import os
 import re
 
+from lenna.cell import CellShape
 from lenna.measure import Target, TimingProtocol
+from lenna.network import Macro, cell_shapes
 from lenna.ops import OP_SETS, OPS
 from lenna.specs import SAMPLERS, SamplingPlan, macro_shapes
 
@@ -66,21 +69,43 @@ def check_config(config: dict) -> None:
         if len(kinds) > 1:
             raise ConfigError(f"targets.{target}.devices: {settings['devices']} mixes CPU and GPU devices")
 
+    for name, settings in config.get("external_targets", {}).items():
+        if name in config["targets"]:
+            raise ConfigError(f"external_targets.{name}: the name is also a measured target in targets")
+        table = settings["table"]
+        if not os.path.isfile(table):
+            raise ConfigError(f"external_targets.{name}.table: no such file {table!r}")
+
     split = config["datasets"]["split"]
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
 
 
-def sampling_plan(config: dict) -> SamplingPlan:
-    space, macro, sampling = config["search_space"], config["macro"], config["sampling"]
-    shapes = macro_shapes(
+def macro_cell_shapes(search_space: dict, macro: dict) -> tuple[CellShape, ...]:
+    """Every distinct cell shape of the networks in the macro ranges of a config."""
+    return macro_shapes(
         macro["init_channels"],
         macro["layers"],
         macro["input_size"],
         macro["input_channels"],
         macro["stem_multiplier"],
-        space["steps"],
+        search_space["steps"],
     )
+
+
+def reference_shape(config: dict) -> CellShape:
+    """Where the timing jobs' reference cell sits: the first cell of the search network."""
+    macro = config["macro"]
+    search = Macro(
+        **macro["search"], input_channels=macro["input_channels"], stem_multiplier=macro["stem_multiplier"]
+    )
+    steps = config["search_space"]["steps"]
+    return cell_shapes(search, steps, steps)[0]
+
+
+def sampling_plan(config: dict) -> SamplingPlan:
+    space, sampling = config["search_space"], config["sampling"]
+    shapes = macro_cell_shapes(space, config["macro"])
     return SamplingPlan(
         op_set=space["op_set"],
         steps=space["steps"],

@@ -30,6 +30,8 @@ LATENCY_COLUMNS = (
     "converged",
     "replicates_ms",
     "gates",
+    "reference_ms",
+    "reference_dispersion",
     "target",
     "device",
     "device_name",
@@ -48,8 +50,15 @@ SPEC_FEATURE_COLUMNS = ("sampler", "op_set", "steps", *SHAPE_COLUMNS, "concentra
 SPLITS = ("train", "val", "test")
 
 
-def merge_latency(spec_paths: Sequence[str], latency_paths: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+def merge_latency(
+    spec_paths: Sequence[str], latency_paths: Sequence[str], calibrate: bool = True
+) -> tuple[pd.DataFrame, dict]:
     """One row per measured spec (status ok), spec features joined; and a summary of the merge.
+
+    With ``calibrate``, labels are corrected for the machine's speed during their job: each job
+    timed the same reference cell throughout (``reference_ms``), and a job's labels are scaled by
+    median(reference_ms over the target's jobs) / its own reference_ms. The measured value stays
+    in ``latency_ms_raw`` and the factor applied in ``speed_factor``.
 
     Raises `DataError` naming the file for an unreadable shard, a missing column, a latency
     row without its spec, or an ok row whose label is not a positive finite number.
@@ -78,6 +87,11 @@ def merge_latency(spec_paths: Sequence[str], latency_paths: Sequence[str]) -> tu
         table["source"] = str(path)
         rows.append(table)
     latency = pd.concat(rows, ignore_index=True)
+    per_job = latency.groupby("source")["reference_ms"].first()
+    nominal = float(per_job.median())
+    latency["latency_ms_raw"] = latency["latency_ms"]
+    latency["speed_factor"] = latency["reference_ms"] / nominal if calibrate else 1.0
+    latency["latency_ms"] = latency["latency_ms_raw"] / latency["speed_factor"]
     failed = latency[latency["status"] != "ok"]
     ok = latency[latency["status"] == "ok"]
     n_before = len(ok)
@@ -91,6 +105,9 @@ def merge_latency(spec_paths: Sequence[str], latency_paths: Sequence[str]) -> tu
         "n_failed": int(len(failed)),
         "failure_reasons": dict(Counter(failed["error"].astype(str))),
         "n_duplicates_dropped": int(n_before - len(ok)),
+        "calibrated": bool(calibrate),
+        "reference_nominal_ms": nominal,
+        "reference_ms_by_job": {str(k): float(v) for k, v in per_job.items()},
         "by_label_kind": {k: int(v) for k, v in merged["label_kind"].value_counts().sort_index().items()},
     }
     return merged, summary

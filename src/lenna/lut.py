@@ -60,17 +60,6 @@ def all_parts(shapes: Iterable[CellShape], op_names, steps: int) -> list[Part]:
     return sorted(parts)
 
 
-class SingleInput(torch.nn.Module):
-    """Adapts a one-input module to the two-input call of `time_passes`."""
-
-    def __init__(self, module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, _unused, x):
-        return self.module(x)
-
-
 def measure_lut(
     parts: list[Part], target: Target, device: torch.device, protocol: TimingProtocol
 ) -> pd.DataFrame:
@@ -78,13 +67,13 @@ def measure_lut(
     rows = []
     dtype = getattr(torch, target.dtype)
     for part in parts:
-        module = SingleInput(build_part(part)).to(device=device, dtype=dtype).eval()
+        module = build_part(part).to(device=device, dtype=dtype).eval()
         x = torch.randn(target.batch_size, part[1], part[3], part[3], dtype=dtype).to(device)
         with torch.inference_mode():
             runs = []
             for _ in range(protocol.rounds):
-                time_passes(module, (x, x), protocol.warmup)
-                runs.append(time_passes(module, (x, x), protocol.repeats))
+                time_passes(module, (x,), protocol.warmup)
+                runs.append(time_passes(module, (x,), protocol.repeats))
         rows.append([*part, target.batch_size, float(np.median(np.concatenate(runs)))])
     return pd.DataFrame(rows, columns=LUT_COLUMNS)
 

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.cell import Cell, sample_gates
-from lenna.ops import op_set
+from lenna.cell import Cell, CellShape, edge_list, sample_gates
+from lenna.ops import NONE, op_set
 from lenna.specs import spec_probs, spec_shape
 
 LATENCY_SCHEMA_VERSION = 1
@@ -50,6 +50,7 @@ class TimingProtocol:
     patience: int = 10  # consecutive resets below rel_tol (LENNA: 10)
     max_resets: int = 200  # cap on resets per expected label
     reset_warmup: int = 1  # untimed passes after each reset (first call of a new op is slow)
+    reference_every: int = 20  # specs between two timings of the reference cell
 
 
 @dataclass(frozen=True)
@@ -126,24 +127,24 @@ def provenance(target: Target, device_str: str, device: torch.device) -> dict:
 
 
 # -- timing ----------------------------------------------------------------------------------------
-def time_passes(cell: Cell, inputs: tuple[torch.Tensor, torch.Tensor], n: int) -> np.ndarray:
-    """Wall time (ms) of ``n`` forward passes, one value per pass."""
-    s0, s1 = inputs
-    if s1.device.type == "cuda":
+def time_passes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], n: int) -> np.ndarray:
+    """Wall time (ms) of ``n`` forward passes ``module(*inputs)``, one value per pass."""
+    device = inputs[0].device
+    if device.type == "cuda":
         events = [
             (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
         ]
-        torch.cuda.synchronize(s1.device)
+        torch.cuda.synchronize(device)
         for start, end in events:
             start.record()
-            cell(s0, s1)
+            module(*inputs)
             end.record()
-        torch.cuda.synchronize(s1.device)
+        torch.cuda.synchronize(device)
         return np.array([start.elapsed_time(end) for start, end in events])
     out = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter_ns()
-        cell(s0, s1)
+        module(*inputs)
         out[i] = (time.perf_counter_ns() - t0) / 1e6
     return out
 
@@ -273,20 +274,66 @@ def _failed(reason: str) -> dict:
     }
 
 
-def label_specs(
-    specs: pd.DataFrame, target: Target, device: torch.device, protocol: TimingProtocol
-) -> list[dict]:
-    """One label per spec row, in order; an out-of-memory spec is labelled failed with its reason.
+def reference_cell(shape: CellShape, op_names, steps: int) -> Cell:
+    """The fixed cell a timing job times again and again to track the machine's speed: edge k
+    runs the k-th non-none op of the op set (cyclically), a mix of every op."""
+    live = [i for i, op in enumerate(op_names) if op != NONE]
+    probs = np.zeros((len(edge_list(steps)), len(op_names)))
+    for k in range(len(probs)):
+        probs[k, live[k % len(live)]] = 1.0
+    return Cell.from_probabilities(shape, op_names, probs, steps)
 
-    Discrete specs are timed in ``protocol.rounds`` rounds over the whole table, so a spec's
-    passes are spread over the job's duration and a slow spell of the machine does not bias
-    one spec's label. Expected labels are taken in the first round.
+
+class _ReferenceClock:
+    """Times the reference cell between specs; its median is the job's machine speed."""
+
+    def __init__(self, shape: CellShape, op_names, steps, target: Target, device, protocol):
+        self.cell = reference_cell(shape, op_names, steps).to(
+            device=device, dtype=getattr(torch, target.dtype)
+        )
+        self.cell.eval()
+        self.inputs = make_inputs(self.cell, target.batch_size, device, getattr(torch, target.dtype))
+        self.protocol = protocol
+        self.runs: list[np.ndarray] = []
+
+    def tick(self) -> None:
+        with torch.inference_mode():
+            time_passes(self.cell, self.inputs, self.protocol.warmup)
+            self.runs.append(time_passes(self.cell, self.inputs, self.protocol.repeats))
+
+    def summary(self) -> dict:
+        runs = np.concatenate(self.runs)
+        return {"reference_ms": float(np.median(runs)), "reference_dispersion": rel_iqr(runs)}
+
+
+def label_specs(
+    specs: pd.DataFrame,
+    target: Target,
+    device: torch.device,
+    protocol: TimingProtocol,
+    reference: CellShape | None = None,
+) -> tuple[list[dict], dict]:
+    """One label per spec row, in order, and the reference timing of the job.
+
+    An out-of-memory spec is labelled failed with its reason. Discrete specs are timed in
+    ``protocol.rounds`` rounds over the whole table, so a spec's passes are spread over the
+    job's duration and a slow spell of the machine does not bias one spec's label. Expected
+    labels are taken in the first round. The reference cell at ``reference`` (default: the
+    first spec's shape) is timed at the start of every round and every ``reference_every``
+    specs: its median says how fast the machine ran during this job.
     """
     records = [row for _, row in specs.iterrows()]
     labels: list[dict | None] = [None] * len(records)
     runs: list[list[np.ndarray]] = [[] for _ in records]
+    first = records[0] if records else None
+    clock = None
+    if first is not None:
+        shape = reference or spec_shape(first)
+        clock = _ReferenceClock(shape, op_set(first["op_set"]), int(first["steps"]), target, device, protocol)
     for round_ in range(protocol.rounds):
         for i, row in enumerate(records):
+            if i % protocol.reference_every == 0:
+                clock.tick()
             if labels[i] is not None or (round_ > 0 and row["label_kind"] != "discrete"):
                 continue
             try:
@@ -299,27 +346,36 @@ def label_specs(
                 labels[i] = _failed(str(err))
             if i % 50 == 49:
                 gc.collect()
-    return [
+    labels = [
         label if label is not None else {"status": "ok", "error": "", **discrete_label(np.concatenate(parts))}
         for label, parts in zip(labels, runs, strict=True)
     ]
+    return labels, (
+        clock.summary() if clock else {"reference_ms": float("nan"), "reference_dispersion": float("nan")}
+    )
 
 
 def measure_specs(
-    specs: pd.DataFrame, target: Target, device_str: str, device: torch.device, protocol: TimingProtocol
+    specs: pd.DataFrame,
+    target: Target,
+    device_str: str,
+    device: torch.device,
+    protocol: TimingProtocol,
+    reference: CellShape | None = None,
 ) -> pd.DataFrame:
-    """Latency rows for every spec of a spec table, with provenance; rows keep the spec order."""
+    """Latency rows for every spec of a spec table, with provenance and the job's reference
+    timing (`label_specs`); rows keep the spec order."""
     prov = provenance(target, device_str, device)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection during a timed pass is noise, not latency
     try:
-        labels = label_specs(specs, target, device, protocol)
+        labels, clock = label_specs(specs, target, device, protocol, reference)
     finally:
         if gc_was_enabled:
             gc.enable()
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = [
-        {"spec_id": spec_id, "label_kind": kind, **label, **prov, "measured_at": measured_at}
+        {"spec_id": spec_id, "label_kind": kind, **label, **clock, **prov, "measured_at": measured_at}
         for spec_id, kind, label in zip(specs["spec_id"], specs["label_kind"], labels, strict=True)
     ]
     return pd.DataFrame(rows)

@@ -14,7 +14,6 @@ import pandas as pd
 import torch
 
 from lenna.genotype import Genotype
-from lenna.lut import SingleInput
 from lenna.measure import Target, TimingProtocol, time_passes
 from lenna.network import Macro, Network
 from lenna.ops import NONE, op_set
@@ -75,9 +74,9 @@ def measure_networks(
                     "genotype": json.dumps(genotype.to_dict(), sort_keys=True),
                     **{f"macro_{f}": v for f, v in macro.__dict__.items()},
                     "batch_size": target.batch_size,
-                    "latency_ms": _median_ms(SingleInput(net), (x, x), protocol),
-                    "stem_ms": _median_ms(SingleInput(net.stem), (x, x), protocol),
-                    "head_ms": _median_ms(SingleInput(_Head(net)), (s1, s1), protocol),
+                    "latency_ms": _median_ms(net, (x,), protocol),
+                    "stem_ms": _median_ms(net.stem, (x,), protocol),
+                    "head_ms": _median_ms(_Head(net), (s1,), protocol),
                 }
             rows.append(row)
     return pd.DataFrame(rows)

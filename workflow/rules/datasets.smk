@@ -12,6 +12,8 @@ rule merge_latency:
         target="|".join(MEASURED) or "^$",
     conda:
         "../../envs/data.yaml"
+    params:
+        calibrate=config["datasets"]["calibrate"],
     script:
         "../scripts/merge_latency.py"
 

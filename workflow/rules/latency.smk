@@ -17,5 +17,6 @@ rule measure_latency:
     params:
         target=target_params,
         protocol=config["measurement"],
+        reference=cfg.reference_shape(config).as_dict(),
     script:
         "../scripts/measure_latency.py"

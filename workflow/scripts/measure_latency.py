@@ -3,6 +3,7 @@
 import logging
 import time
 
+from lenna.cell import CellShape
 from lenna.measure import (
     LATENCY_SCHEMA_VERSION,
     Target,
@@ -22,7 +23,8 @@ device = pin_device(device_str, target.threads)
 specs = read_parquet(snakemake.input.specs, ["spec_id", "label_kind"])
 with device_lock(device_str):
     start = time.perf_counter()
-    rows = measure_specs(specs, target, device_str, device, protocol)
+    reference = CellShape(**snakemake.params.reference)
+    rows = measure_specs(specs, target, device_str, device, protocol, reference)
     elapsed = time.perf_counter() - start
 write_parquet(
     rows,

@@ -5,7 +5,6 @@ import logging
 from lenna.lut import all_parts, measure_lut
 from lenna.measure import Target, TimingProtocol, device_lock, pin_device
 from lenna.ops import op_set
-from lenna.specs import macro_shapes
 from lenna.tables import write_parquet
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")

@@ -6,7 +6,7 @@ import logging
 import torch
 
 from lenna.lut import LUT_COLUMNS
-from lenna.specs import SHAPE_COLUMNS, macro_shapes, spec_shape
+from lenna.specs import SHAPE_COLUMNS, spec_shape
 from lenna.tables import read_parquet, write_parquet
 from lenna.training import (
     file_sha256,
