@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 from sklearn.linear_model import RidgeCV
 
-from lenna.config import sampling_plan, target_settings, timing_protocol
+from lenna.config import reference_shape, sampling_plan, target_settings, timing_protocol
 from lenna.datasets import fit_normaliser, normalise
 from lenna.measure import device_lock, measure_specs, pin_device
 from lenna.specs import sample_specs
@@ -39,6 +39,7 @@ def forward_overhead(protocol, rows, kind) -> float:
 
 
 def throughput(config, target, device, protocol, n):
+    reference = reference_shape(config)
     plan = sampling_plan(config)
     # A seed the pipeline never uses, so these specs are fresh.
     specs = sample_specs(plan, seed=config["sampling"]["seed"] + 10_007, start=0, stop=4 * n)
@@ -46,7 +47,7 @@ def throughput(config, target, device, protocol, n):
     for kind in ("discrete", "expected"):
         chosen = specs[specs["label_kind"] == kind].head(n)
         start = time.perf_counter()
-        rows = measure_specs(chosen, target, device, pin_device(device, target.threads), protocol)
+        rows = measure_specs(chosen, target, device, pin_device(device, target.threads), protocol, reference)
         elapsed = time.perf_counter() - start
         out[kind] = {
             "n": len(rows),
@@ -59,53 +60,65 @@ def throughput(config, target, device, protocol, n):
     return out
 
 
-def reproducibility(table, target, device, protocol, n):
+def reproducibility(table, summary, reference, target, device, protocol, n):
     """Stored labels against a re-timing now, next to the noise floor of two re-timings in a row.
 
-    ``median_ratio`` far from 1 is a machine that got faster or slower as a whole since the
-    dataset was measured; ``drift_corrected`` removes that global factor.
+    Raw: measured values. Calibrated: each job's values scaled by its reference-cell speed
+    (the dataset's ``latency_ms`` when ``datasets.calibrate`` is on, and the re-timing scaled the
+    same way with its own reference timing). ``median_ratio`` far from 1 is a machine that is
+    faster or slower as a whole than when the dataset was measured.
     """
     sample = table.sample(n=min(n, len(table)), random_state=0).reset_index(drop=True)
     pinned = pin_device(device, target.threads)
-    first = measure_specs(sample, target, device, pinned, protocol)["latency_ms"].to_numpy()
-    second = measure_specs(sample, target, device, pinned, protocol)["latency_ms"].to_numpy()
-    stored = sample["latency_ms"].to_numpy()
-    out = {"n": len(sample)}
+    first = measure_specs(sample, target, device, pinned, protocol, reference)
+    second = measure_specs(sample, target, device, pinned, protocol, reference)
+    now_raw, again_raw = first["latency_ms"].to_numpy(), second["latency_ms"].to_numpy()
+    nominal = summary["reference_nominal_ms"]
+    now_cal = now_raw * nominal / first["reference_ms"].iloc[0]
+    out = {
+        "n": len(sample),
+        "reference_nominal_ms": nominal,
+        "reference_now_ms": float(first["reference_ms"].iloc[0]),
+    }
     for kind in ("all", "discrete", "expected"):
         mask = np.ones(len(sample), bool) if kind == "all" else (sample["label_kind"] == kind).to_numpy()
         if not mask.any():
             continue
-        ratio = first[mask] / stored[mask]
+        raw = now_raw[mask] / sample["latency_ms_raw"].to_numpy()[mask]
+        cal = now_cal[mask] / sample["latency_ms"].to_numpy()[mask]
+        part = table if kind == "all" else table[table["label_kind"] == kind]
         out[kind] = {
             "n": int(mask.sum()),
-            "stored_vs_now_median_rel_diff": float(np.median(np.abs(ratio - 1))),
-            "stored_vs_now_median_ratio": float(np.median(ratio)),
-            "stored_vs_now_drift_corrected": float(np.median(np.abs(ratio / np.median(ratio) - 1))),
-            "noise_floor_back_to_back": float(np.median(np.abs(first[mask] / second[mask] - 1))),
-            "median_label_dispersion": float(table.loc[table["label_kind"] == kind, "dispersion"].median())
-            if kind != "all"
-            else float(table["dispersion"].median()),
+            "raw_median_rel_diff": float(np.median(np.abs(raw - 1))),
+            "raw_median_ratio": float(np.median(raw)),
+            "calibrated_median_rel_diff": float(np.median(np.abs(cal - 1))),
+            "calibrated_median_ratio": float(np.median(cal)),
+            "noise_floor_back_to_back": float(np.median(np.abs(now_raw[mask] / again_raw[mask] - 1))),
+            "median_label_dispersion": float(part["dispersion"].median()),
         }
     return out
 
 
 def feature_dependence(data_dir, op_set_name, steps):
+    """Ridge regression of log latency on the features against the constant mean, on the test
+    split, for the calibrated labels and for the raw ones."""
     train = pd.read_parquet(data_dir / "train.parquet")
     test = pd.read_parquet(data_dir / "test.parquet")
     normaliser = fit_normaliser(train, op_set_name, steps)
-    y_train, y_test = np.log(train["latency_ms"]), np.log(test["latency_ms"])
-    model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(normalise(train, normaliser), y_train)
-    pred = model.predict(normalise(test, normaliser))
-    sse = float(np.sum((y_test - pred) ** 2))
-    sst = float(np.sum((y_test - y_train.mean()) ** 2))
-    return {
-        "n_train": len(train),
-        "n_test": len(test),
-        "ridge_r2_log_latency": 1 - sse / sst,
-        "ridge_rmse_log": float(np.sqrt(sse / len(test))),
-        "constant_rmse_log": float(np.sqrt(sst / len(test))),
-        "ridge_median_rel_error": float(np.median(np.abs(np.exp(pred - y_test) - 1))),
-    }
+    out = {"n_train": len(train), "n_test": len(test)}
+    for column in ("latency_ms", "latency_ms_raw"):
+        y_train, y_test = np.log(train[column]), np.log(test[column])
+        model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(normalise(train, normaliser), y_train)
+        pred = model.predict(normalise(test, normaliser))
+        sse = float(np.sum((y_test - pred) ** 2))
+        sst = float(np.sum((y_test - y_train.mean()) ** 2))
+        out[column] = {
+            "ridge_r2_log_latency": 1 - sse / sst,
+            "ridge_rmse_log": float(np.sqrt(sse / len(test))),
+            "constant_rmse_log": float(np.sqrt(sst / len(test))),
+            "ridge_median_rel_error": float(np.median(np.abs(np.exp(pred - y_test) - 1))),
+        }
+    return out
 
 
 def stage_time(target):
@@ -129,11 +142,14 @@ def main():
     protocol = timing_protocol(config)
     data_dir = Path("results/datasets") / args.target
     table = pd.read_parquet(data_dir / "latency.parquet")
+    summary = json.loads((data_dir / "summary.json").read_text())
     space = config["search_space"]
     with device_lock(device):  # no timing job of a running workflow shares the device
         timed = {
             "throughput": throughput(config, target, device, protocol, args.n),
-            "reproducibility": reproducibility(table, target, device, protocol, args.n),
+            "reproducibility": reproducibility(
+                table, summary, reference_shape(config), target, device, protocol, args.n
+            ),
         }
     report = {
         "target": args.target,

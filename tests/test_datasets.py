@@ -101,5 +101,7 @@ def test_calibration_scales_each_job_by_its_reference_speed(shards, tmp_path):
         assert np.allclose(rows["speed_factor"], factor)
         assert np.allclose(rows["latency_ms"], source["latency_ms"].to_numpy() / factor)
         assert np.allclose(rows["latency_ms_raw"], source["latency_ms"].to_numpy())
-    raw, _ = merge_latency(spec_paths, [tmp_path / "fast.parquet", tmp_path / "slow.parquet"], calibrate=False)
+    raw, _ = merge_latency(
+        spec_paths, [tmp_path / "fast.parquet", tmp_path / "slow.parquet"], calibrate=False
+    )
     assert np.allclose(raw["latency_ms"], raw["latency_ms_raw"])

@@ -15,9 +15,11 @@ networks = [json.loads(Path(p).read_text()) for p in snakemake.input.networks]
 for key in ("within_10pct", "median_ape", "spearman", "n_test"):
     if networks:  # external targets have no networks timed by the workflow
         table[f"network_{key}"] = [n[key] for n in networks]
+# What the learned models add: RMSE as a share of each baseline's that was trained.
 baseline = table.set_index("model")["rmse_ms"]
-if "elasticnet" in baseline:
-    table["rmse_vs_elasticnet"] = table["rmse_ms"] / baseline["elasticnet"]
+for name in ("lut", "elasticnet"):
+    if name in baseline:
+        table[f"rmse_vs_{name}"] = table["rmse_ms"] / baseline[name]
 table.to_csv(snakemake.output.csv, index=False, float_format="%.4g")
 Path(snakemake.output.html).write_text(
     f"<h3>Latency predictors on target {snakemake.wildcards.target}</h3>\n"

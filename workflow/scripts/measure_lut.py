@@ -2,6 +2,7 @@
 
 import logging
 
+from lenna.config import macro_cell_shapes
 from lenna.lut import all_parts, measure_lut
 from lenna.measure import Target, TimingProtocol, device_lock, pin_device
 from lenna.ops import op_set
@@ -13,16 +14,7 @@ target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["th
 device_str = snakemake.resources.device
 device = pin_device(device_str, target.threads)
 space = p.search_space
-m = p.macro
-shapes = macro_shapes(
-    m["init_channels"],
-    m["layers"],
-    m["input_size"],
-    m["input_channels"],
-    m["stem_multiplier"],
-    space["steps"],
-)
-parts = all_parts(shapes, op_set(space["op_set"]), space["steps"])
+parts = all_parts(macro_cell_shapes(space, p.macro), op_set(space["op_set"]), space["steps"])
 with device_lock(device_str):
     table = measure_lut(parts, target, device, TimingProtocol(**p.protocol))
 write_parquet(table, snakemake.output[0], metadata={"schema_version": 1, "device": device_str})

@@ -5,6 +5,7 @@ import logging
 
 import torch
 
+from lenna.config import macro_cell_shapes
 from lenna.lut import LUT_COLUMNS
 from lenna.specs import SHAPE_COLUMNS, spec_shape
 from lenna.tables import read_parquet, write_parquet
@@ -37,15 +38,7 @@ def shapes_with_batch():
         (spec_shape(r), int(r["batch_size"]))
         for _, r in table.drop_duplicates([*SHAPE_COLUMNS, "batch_size"]).iterrows()
     }
-    m = snakemake.params.macro
-    shapes = macro_shapes(
-        m["init_channels"],
-        m["layers"],
-        m["input_size"],
-        m["input_channels"],
-        m["stem_multiplier"],
-        normaliser["steps"],
-    )
+    shapes = macro_cell_shapes({"steps": normaliser["steps"]}, snakemake.params.macro)
     batch = snakemake.params.batch_size
     return sorted(seen | ({(s, batch) for s in shapes} if batch else set()), key=str)
 
