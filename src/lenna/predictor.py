@@ -90,7 +90,8 @@ class LatencyPredictor:
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ValueError(f"features of shape {tuple(x.shape)}, expected (n, {len(self.features)})")
         if self.kind == "constant":
-            return self._tensor("value", x).expand(x.shape[0]).clone()
+            # Stays a function of x (with zero gradient), so the search can call backward() on it.
+            return x[:, 0] * 0.0 + self._tensor("value", x)
         if self.kind == "shape_linear":
             return self._shape_linear(x)
         z = (x - self._tensor("mean", x)) / self._tensor("std", x)
@@ -128,9 +129,13 @@ class LatencyPredictor:
 
     # -- queries ---------------------------------------------------------------------------------
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """Latency (ms) of many raw feature rows at once, (n, n_features) -> (n,)."""
+        """Latency (ms) of many raw feature rows at once, (n, n_features) -> (n,).
+
+        Computed in float32 (twice as fast as float64, far below the labels' noise); the
+        differentiable `latency` keeps the caller's dtype."""
         with torch.no_grad():
-            return self.latency(torch.from_numpy(np.array(x, dtype=np.float64))).numpy()
+            x = torch.from_numpy(np.array(x, dtype=np.float32))
+            return self.latency(x).double().numpy()
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Latency (ms) of every spec row of a table holding the feature columns."""
