@@ -11,12 +11,18 @@ TINY = ROOT / "tests" / "data" / "tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run_snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True):
-    """Run the workflow of this checkout in ``workdir`` through the snakemake command line."""
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    configfile: Path = TINY,
+    check: bool = True,
+    snakefile: Path = ROOT / "Snakefile",
+):
+    """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI."""
     cmd = [
         *SNAKEMAKE,
         "--snakefile",
-        str(ROOT / "Snakefile"),
+        str(snakefile),
         "--directory",
         str(workdir),
         "--configfile",

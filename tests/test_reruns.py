@@ -1,0 +1,67 @@
+"""Re-run semantics on the tiny config: a change re-runs exactly the stages it touches.
+
+The workflow is copied to a temporary directory first, so touching its package modules does
+not invalidate the results of this checkout.
+"""
+
+import re
+import shutil
+
+import pytest
+
+from conftest import ROOT, run_snakemake, write_config
+
+MEASURING = {"measure_latency", "measure_lut", "measure_networks"}
+
+
+@pytest.fixture(scope="module")
+def copy_run(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    for name in ("Snakefile", "workflow", "src", "profiles", "config", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
+    config = write_config(repo / "tiny.yaml")
+    workdir = repo / "work"
+    run_snakemake(workdir, configfile=config, snakefile=repo / "Snakefile")
+    return repo, workdir, config
+
+
+def planned(repo, workdir, config) -> dict[str, int]:
+    """Rule -> number of jobs a dry run would execute."""
+    proc = run_snakemake(workdir, "--dry-run", configfile=config, snakefile=repo / "Snakefile")
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def test_a_second_run_has_nothing_to_do(copy_run):
+    assert planned(*copy_run) == {}
+
+
+def test_changing_a_predictor_hyperparameter_never_remeasures(copy_run, tmp_path):
+    repo, workdir, _ = copy_run
+    config = write_config(tmp_path / "c.yaml", **{"predictors.mlp.lr": 0.02})
+    jobs = planned(repo, workdir, config)
+    assert jobs.get("train_mlp") == 1 and jobs.get("learning_curve") == 1
+    assert not MEASURING & set(jobs) and "sample_specs" not in jobs
+    assert "train_elasticnet" not in jobs and "train_lut" not in jobs
+
+
+def test_adding_specs_samples_and_measures_only_the_new_shard(copy_run, tmp_path):
+    repo, workdir, _ = copy_run
+    config = write_config(tmp_path / "c.yaml", **{"sampling.n_specs": 32})  # shards of 8: one more
+    jobs = planned(repo, workdir, config)
+    assert jobs["sample_specs"] == 1 and jobs["measure_latency"] == 1
+    assert "measure_lut" not in jobs and "measure_networks" not in jobs
+
+
+def test_editing_the_measurement_module_reruns_timing_and_downstream_only(copy_run):
+    repo, workdir, config = copy_run
+    module = repo / "src" / "lenna" / "measure.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    jobs = planned(repo, workdir, config)
+    assert jobs["measure_latency"] == 3 and MEASURING <= set(jobs)
+    assert "sample_specs" not in jobs
+    assert jobs.get("merge_latency") == 1 and jobs.get("compare_predictors") == 1
