@@ -13,6 +13,22 @@ INVALID = [
     ({"macro.search": {"init_channels": 64, "layers": 3, "input_size": 8}}, "macro.search.init_channels"),
     ({"sampling.samplers": {"discrete": 1.0, "uniform": 1.0}}, "samplers"),
     ({"macro.input_size": [10]}, "macro.input_size"),
+    ({"sampling.soft_concentration": [5.0, 1.0]}, "sampling.soft_concentration"),
+    ({"targets.cpu.devices": ["cpu", "cuda:0"]}, "targets.cpu.devices"),
+    ({"targets.cpu.threads": 0}, "threads"),
+    ({"targets.cpu.dtype": "float8"}, "dtype"),
+    ({"measurement.reset_quantile": 1.5}, "reset_quantile"),
+    ({"measurement.repeats": 2.5}, "repeats"),
+    ({"predictors.models": ["constant", "xgboost"]}, "models"),
+    ({"predictors.mlp.transforms": ["sqrt"]}, "transforms"),
+    ({"predictors.mlp.activation": "swish"}, "activation"),
+    ({"predictors.learning_curve": [0.5, 2.0]}, "learning_curve"),
+    ({"check_networks.n_genotypes": 0}, "n_genotypes"),
+    ({"external_targets": {"phone": {"table": "/nonexistent/phone.csv"}}}, "external_targets.phone.table"),
+    ({"external_targets": {"cpu": {"table": "tests/data/tiny.yaml.csv"}}}, "external_targets.cpu"),
+    ({"search_space.steps": "four"}, "steps"),
+    ({"sampling.seed": -1}, "seed"),
+    ({"lambdas": [0.1]}, "lambdas"),
 ]
 
 

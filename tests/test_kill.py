@@ -1,0 +1,60 @@
+"""A measurement job killed with SIGKILL mid-shard: nothing partial is read, finished shards
+are kept (and write-protected), and the next run completes the dataset."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+
+from conftest import ROOT, SNAKEMAKE, run_snakemake, write_config
+
+SLOW = {
+    # Expected labels that run to max_resets keep each shard busy for seconds.
+    "measurement.rel_tol": 1e-6,
+    "measurement.max_resets": 60,
+    "measurement.runs_per_reset": 10,
+}
+
+
+def test_a_killed_measurement_job_leaves_no_partial_shard_and_the_next_run_finishes(tmp_path):
+    config = write_config(tmp_path / "slow.yaml", **SLOW)
+    workdir = tmp_path / "work"
+    target = "results/datasets/cpu/latency.parquet"
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile", str(config)]
+    proc = subprocess.Popen(
+        [*cmd, "--cores", "2", target],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    shards = workdir / "results" / "latency" / "cpu"
+    logs = workdir / "logs" / "measure_latency" / "cpu"
+    deadline = time.time() + 240
+    running = None
+    while time.time() < deadline and running is None:
+        done = {p.stem for p in shards.glob("shard-*.parquet")} if shards.exists() else set()
+        started = {p.stem for p in logs.glob("shard-*.log")} if logs.exists() else set()
+        if done and started - done:
+            running = sorted(started - done)[0]
+        time.sleep(0.2)
+    assert running is not None, "no shard finished while another was being timed"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    finished = sorted(shards.glob("shard-*.parquet"))
+    assert not (shards / f"{running}.parquet").exists()  # nothing partial under the real name
+    assert not list(shards.glob(".*tmp*"))
+    kept = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in finished}
+    for path in finished:
+        assert not (path.stat().st_mode & 0o222)  # write-protected by snakemake's protected()
+        pd.read_parquet(path)
+
+    run_snakemake(workdir, "--unlock", configfile=config)
+    run_snakemake(workdir, target, configfile=config)
+    for name, digest in kept.items():  # finished shards were not timed again
+        assert hashlib.sha256((shards / name).read_bytes()).hexdigest() == digest
+    assert len(pd.read_parquet(workdir / target)) == 24
