@@ -105,3 +105,43 @@ def test_calibration_scales_each_job_by_its_reference_speed(shards, tmp_path):
         spec_paths, [tmp_path / "fast.parquet", tmp_path / "slow.parquet"], calibrate=False
     )
     assert np.allclose(raw["latency_ms"], raw["latency_ms_raw"])
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda path: path.write_bytes(b""), "not a readable Parquet"),
+        (lambda path: write_parquet(read_parquet(path).drop(columns="latency_ms"), path), "missing column"),
+        (
+            lambda path: write_parquet(read_parquet(path).assign(latency_ms=np.nan), path),
+            "non-positive or missing",
+        ),
+        (
+            lambda path: write_parquet(read_parquet(path).assign(latency_ms=0.0), path),
+            "non-positive or missing",
+        ),
+        (
+            lambda path: write_parquet(read_parquet(path).assign(spec_id="feedfacefeedface"), path),
+            "in no spec shard",
+        ),
+    ],
+    ids=["empty", "wrong_schema", "nan_latency", "zero_latency", "unknown_spec"],
+)
+def test_a_corrupted_latency_shard_is_named(shards, tmp_path, damage, message):
+    spec_paths, latency_paths = shards
+    bad = tmp_path / "bad-shard.parquet"
+    bad.write_bytes(latency_paths[1].read_bytes())
+    damage(bad)
+    with pytest.raises(DataError, match=f"bad-shard.parquet.*{message}"):
+        merge_latency(spec_paths, [latency_paths[0], bad])
+
+
+def test_one_spec_with_conflicting_labels_in_two_shards_is_an_error_naming_both(shards, tmp_path):
+    spec_paths, latency_paths = shards
+    copy = read_parquet(latency_paths[0])
+    write_parquet(copy, tmp_path / "same.parquet")
+    table, summary = merge_latency(spec_paths, [latency_paths[0], tmp_path / "same.parquet"])
+    assert summary["n_duplicates_dropped"] == len(copy) and len(table) == len(copy)
+    write_parquet(copy.assign(latency_ms=copy["latency_ms"] * 1.5), tmp_path / "retimed.parquet")
+    with pytest.raises(DataError, match="conflicting labels.*retimed.parquet"):
+        merge_latency(spec_paths, [latency_paths[0], tmp_path / "retimed.parquet"])

@@ -58,3 +58,24 @@ def test_a_killed_measurement_job_leaves_no_partial_shard_and_the_next_run_finis
     for name, digest in kept.items():  # finished shards were not timed again
         assert hashlib.sha256((shards / name).read_bytes()).hexdigest() == digest
     assert len(pd.read_parquet(workdir / target)) == 24
+
+
+def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tmp_path):
+    workdir = tmp_path / "work"
+    run_snakemake(workdir, "--until", "measure_latency")
+    shard = workdir / "results" / "latency" / "cpu" / "shard-1.parquet"
+    shard.chmod(0o644)
+    table = pd.read_parquet(shard)
+    table.loc[0, "latency_ms"] = float("nan")
+    table.to_parquet(shard, index=False)
+    dataset = "results/datasets/cpu/latency.parquet"
+    proc = run_snakemake(workdir, dataset, check=False)
+    assert proc.returncode != 0
+    assert (
+        "shard-1.parquet" in proc.stdout + proc.stderr
+        and "non-positive or missing" in proc.stdout + proc.stderr
+    )
+    assert not (workdir / "results" / "datasets" / "cpu" / "latency.parquet").exists()
+    shard.unlink()  # the user removes the bad shard: the next run times it again and finishes
+    run_snakemake(workdir, dataset)
+    assert len(pd.read_parquet(workdir / dataset)) == 24

@@ -61,7 +61,8 @@ def merge_latency(
     in ``latency_ms_raw`` and the factor applied in ``speed_factor``.
 
     Raises `DataError` naming the file for an unreadable shard, a missing column, a latency
-    row without its spec, or an ok row whose label is not a positive finite number.
+    row without its spec, an ok row whose label is not a positive finite number, or one spec
+    with different labels in two rows (identical repeats are dropped and counted).
     """
     specs = []
     for path in spec_paths:
@@ -95,6 +96,13 @@ def merge_latency(
     failed = latency[latency["status"] != "ok"]
     ok = latency[latency["status"] == "ok"]
     n_before = len(ok)
+    repeated = ok[ok["spec_id"].duplicated(keep=False)]
+    for spec, rows in repeated.groupby("spec_id"):
+        if rows["latency_ms_raw"].nunique() > 1:
+            raise DataError(
+                f"spec {spec} has conflicting labels in {sorted(set(rows['source']))}: "
+                f"{rows['latency_ms_raw'].tolist()} ms (a shard merged twice, or two runs mixed?)"
+            )
     ok = ok.drop_duplicates("spec_id", keep="first")
     features = spec_table.drop(columns=[c for c in spec_table.columns if c in ("index", "label_kind")])
     merged = ok.merge(features, on="spec_id", how="left", validate="one_to_one")
