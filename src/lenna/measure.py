@@ -24,7 +24,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -379,7 +379,3 @@ def measure_specs(
         for spec_id, kind, label in zip(specs["spec_id"], specs["label_kind"], labels, strict=True)
     ]
     return pd.DataFrame(rows)
-
-
-def protocol_dict(protocol: TimingProtocol) -> dict:
-    return asdict(protocol)

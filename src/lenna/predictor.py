@@ -34,6 +34,7 @@ from lenna.genotype import Genotype
 from lenna.network import Macro, cell_shapes
 from lenna.ops import NONE, op_set
 from lenna.specs import SHAPE_COLUMNS
+from lenna.tables import atomic_write
 
 FORMAT = "lenna-predictor"
 FORMAT_VERSION = 1
@@ -194,16 +195,14 @@ class LatencyPredictor:
     # -- files -----------------------------------------------------------------------------------
     def save(self, directory) -> None:
         """Write ``model.json`` and ``weights.npz`` into ``directory`` (atomically each)."""
-        from lenna.tables import _atomic
-
         directory = Path(directory)
         blob = _weights_bytes(self.weights)
         description = {**self.description, "weights_file": "weights.npz"}
         description["weights_sha256"] = hashlib.sha256(blob).hexdigest()
         description.pop("path", None)
-        _atomic(directory / "weights.npz", lambda tmp: Path(tmp).write_bytes(blob))
+        atomic_write(directory / "weights.npz", lambda tmp: Path(tmp).write_bytes(blob))
         text = json.dumps(description, indent=1, sort_keys=True) + "\n"
-        _atomic(directory / "model.json", lambda tmp: Path(tmp).write_text(text))
+        atomic_write(directory / "model.json", lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
     def load(cls, directory) -> LatencyPredictor:

@@ -20,7 +20,8 @@ class DataError(ValueError):
     """A file whose content the pipeline cannot trust; the message names the file."""
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -40,14 +41,14 @@ def write_parquet(table: pd.DataFrame, path, metadata: dict | None = None) -> No
             {f"lenna.{k}".encode(): json.dumps(v, sort_keys=True).encode() for k, v in metadata.items()}
         )
         arrow = arrow.replace_schema_metadata(merged)
-    _atomic(Path(path), lambda tmp: pq.write_table(arrow, tmp))
+    atomic_write(Path(path), lambda tmp: pq.write_table(arrow, tmp))
 
 
 def write_json(data, path) -> None:
     def write(tmp):
         Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
-    _atomic(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def read_parquet(path, required: Iterable[str] = ()) -> pd.DataFrame:
