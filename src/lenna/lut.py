@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from lenna.cell import CellShape, edge_list
-from lenna.measure import Target, TimingProtocol, time_passes
+from lenna.measure import Target, TimingProtocol, median_ms
 from lenna.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
 from lenna.predictor import N_SHAPE, shape_vector
 
@@ -69,12 +69,7 @@ def measure_lut(
     for part in parts:
         module = build_part(part).to(device=device, dtype=dtype).eval()
         x = torch.randn(target.batch_size, part[1], part[3], part[3], dtype=dtype).to(device)
-        with torch.inference_mode():
-            runs = []
-            for _ in range(protocol.rounds):
-                time_passes(module, (x,), protocol.warmup)
-                runs.append(time_passes(module, (x,), protocol.repeats))
-        rows.append([*part, target.batch_size, float(np.median(np.concatenate(runs)))])
+        rows.append([*part, target.batch_size, median_ms(module, (x,), protocol)])
     return pd.DataFrame(rows, columns=LUT_COLUMNS)
 
 

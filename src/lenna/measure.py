@@ -149,6 +149,22 @@ def time_passes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], n: in
     return out
 
 
+def timed_round(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol
+) -> np.ndarray:
+    """One round: ``warmup`` untimed passes, then ``repeats`` timed passes (ms)."""
+    time_passes(module, inputs, protocol.warmup)
+    return time_passes(module, inputs, protocol.repeats)
+
+
+def median_ms(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol) -> float:
+    """Median (ms) of ``rounds`` rounds back to back: a module timed alone (op, network)."""
+    with torch.inference_mode():
+        return float(
+            np.median(np.concatenate([timed_round(module, inputs, protocol) for _ in range(protocol.rounds)]))
+        )
+
+
 def rel_iqr(values: np.ndarray) -> float:
     q25, q50, q75 = np.quantile(values, [0.25, 0.5, 0.75])
     return float((q75 - q25) / q50) if q50 > 0 else float("nan")
@@ -249,8 +265,7 @@ def _timed_cell(row, target: Target, device: torch.device):
 def _discrete_round(row, target, device, protocol) -> np.ndarray:
     cell, _, inputs = _timed_cell(row, target, device)
     with torch.inference_mode():
-        time_passes(cell, inputs, protocol.warmup)
-        return time_passes(cell, inputs, protocol.repeats)
+        return timed_round(cell, inputs, protocol)
 
 
 def _expected(row, target, device, protocol) -> dict:
@@ -298,8 +313,7 @@ class _ReferenceClock:
 
     def tick(self) -> None:
         with torch.inference_mode():
-            time_passes(self.cell, self.inputs, self.protocol.warmup)
-            self.runs.append(time_passes(self.cell, self.inputs, self.protocol.repeats))
+            self.runs.append(timed_round(self.cell, self.inputs, self.protocol))
 
     def summary(self) -> dict:
         runs = np.concatenate(self.runs)

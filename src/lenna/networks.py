@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from lenna.genotype import Genotype
-from lenna.measure import Target, TimingProtocol, time_passes
+from lenna.measure import Target, median_ms
 from lenna.network import Macro, Network
 from lenna.ops import NONE, op_set
 
@@ -43,14 +43,6 @@ class _Head(torch.nn.Module):
         return self.classifier(self.pool(x).flatten(1))
 
 
-def _median_ms(module, inputs, protocol: TimingProtocol) -> float:
-    runs = []
-    for _ in range(protocol.rounds):
-        time_passes(module, inputs, protocol.warmup)
-        runs.append(time_passes(module, inputs, protocol.repeats))
-    return float(np.median(np.concatenate(runs)))
-
-
 def measure_networks(
     genotypes: list[Genotype], macros: dict[str, Macro], target: Target, device: torch.device, protocol
 ) -> pd.DataFrame:
@@ -74,9 +66,9 @@ def measure_networks(
                     "genotype": json.dumps(genotype.to_dict(), sort_keys=True),
                     **{f"macro_{f}": v for f, v in macro.__dict__.items()},
                     "batch_size": target.batch_size,
-                    "latency_ms": _median_ms(net, (x,), protocol),
-                    "stem_ms": _median_ms(net.stem, (x,), protocol),
-                    "head_ms": _median_ms(_Head(net), (s1,), protocol),
+                    "latency_ms": median_ms(net, (x,), protocol),
+                    "stem_ms": median_ms(net.stem, (x,), protocol),
+                    "head_ms": median_ms(_Head(net), (s1,), protocol),
                 }
             rows.append(row)
     return pd.DataFrame(rows)
