@@ -12,6 +12,7 @@ include: "workflow/rules/latency.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/predictors.smk"
 include: "workflow/rules/networks.smk"
+include: "workflow/rules/search.smk"
 
 
 rule all:

@@ -1,3 +1,4 @@
+import re
 import sys
 from pathlib import Path
 
@@ -9,10 +10,12 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from lenna import config as cfg  # noqa: E402
+from lenna import search_config  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
     cfg.check_config(config)
+    search_config.check_search(config)
 except cfg.ConfigError as err:
     raise ValueError(f"invalid config: {err}") from None
 
@@ -29,6 +32,8 @@ wildcard_constraints:
     target="|".join(TARGETS),
     shard=r"\d+",
     model="|".join(config["predictors"]["models"]),
+    lam="|".join(re.escape(search_config.lambda_label(v)) for v in config["search"]["lambdas"]),
+    seed=r"\d+",
 
 
 def pkg(*modules):
@@ -132,13 +137,43 @@ def network_metrics(wildcards):
     )
 
 
+def search_params():
+    """What decides one search besides its lambda and seed: the sweep lists are not in it, so
+    adding a lambda or a seed leaves the other searches as they are."""
+    sweep = ("predictors", "lambdas", "seeds", "threads")
+    return {k: v for k, v in config["search"].items() if k not in sweep}
+
+
+def network_macro(name):
+    """The complete macro settings of the search or the final network."""
+    common = ("input_channels", "num_classes", "stem_multiplier")
+    return {**config["macro"][name], **{k: config["macro"][k] for k in common}}
+
+
+def search_runs(wildcards, name):
+    """File ``name`` of every search run of a target (predictor x lambda x seed)."""
+    return expand(
+        "results/search/{target}/{model}/lambda-{lam}/seed-{seed}/{name}",
+        target=wildcards.target,
+        model=config["search"]["predictors"],
+        lam=[search_config.lambda_label(v) for v in config["search"]["lambdas"]],
+        seed=config["search"]["seeds"],
+        name=name,
+    )
+
+
 def all_outputs():
     predictors = expand(
         "results/predictors/{target}/{name}",
         target=TARGETS,
         name=["comparison.csv", "comparison.html", "learning_curve.csv"],
     )
-    return predictors + expand(
+    pareto = expand(
+        "results/pareto/{target}/{name}",
+        target=MEASURED,
+        name=["pareto.csv", "pareto.svg", "summary.json"],
+    )
+    return pareto + predictors + expand(
         "results/datasets/{target}/{name}",
         target=TARGETS,
         name=[

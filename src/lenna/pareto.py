@@ -1,0 +1,133 @@
+"""Accuracy against measured latency of every searched network; the Pareto front and headline.
+
+One row per (predictor model, lambda, seed): the final network's test accuracy, its latency
+measured on the target, and the latency the predictor gave it. lambda 0 is plain DARTS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+PARETO_COLUMNS = [
+    "model",
+    "lambda",
+    "seed",
+    "test_accuracy",
+    "latency_ms",
+    "predicted_latency_ms",
+    "on_front",
+]
+
+
+def on_front(accuracy, latency) -> np.ndarray:
+    """True where no other point is at least as accurate and at least as fast, and better in one."""
+    acc, lat = np.asarray(accuracy, float), np.asarray(latency, float)
+    front = np.ones(len(acc), dtype=bool)
+    for i in range(len(acc)):
+        dominated = (acc >= acc[i]) & (lat <= lat[i]) & ((acc > acc[i]) | (lat < lat[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+def pareto_table(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    table = table.sort_values(["model", "lambda", "seed"], ignore_index=True)
+    table["on_front"] = on_front(table["test_accuracy"], table["latency_ms"])
+    return table[PARETO_COLUMNS + [c for c in table.columns if c not in PARETO_COLUMNS]]
+
+
+def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
+    """Per predictor model: the mean (over seeds) accuracy and measured latency of every lambda,
+    the fastest lambda > 0 whose mean accuracy is within ``tolerance_points`` accuracy points of
+    lambda 0, its latency as a ratio to lambda 0's, and the Spearman correlation between lambda
+    and mean latency over the sweep (negative: latency falls as lambda grows)."""
+    out = {}
+    for model, group in table.groupby("model"):
+        sweep = (
+            group.groupby("lambda")
+            .agg(
+                test_accuracy=("test_accuracy", "mean"),
+                accuracy_std=("test_accuracy", "std"),
+                latency_ms=("latency_ms", "mean"),
+                predicted_latency_ms=("predicted_latency_ms", "mean"),
+                seeds=("seed", "count"),
+            )
+            .reset_index()
+        )
+        entry = {"sweep": sweep.replace({np.nan: None}).to_dict(orient="records")}
+        if len(sweep) > 1:
+            rho = spearmanr(sweep["lambda"], sweep["latency_ms"]).statistic
+            entry["spearman_lambda_latency"] = None if np.isnan(rho) else float(rho)
+        base = sweep[sweep["lambda"] == 0]
+        if len(base):
+            base = base.iloc[0]
+            within = sweep[
+                (sweep["lambda"] > 0)
+                & (sweep["test_accuracy"] >= base["test_accuracy"] - tolerance_points / 100)
+            ]
+            entry["baseline"] = {
+                "test_accuracy": float(base["test_accuracy"]),
+                "latency_ms": float(base["latency_ms"]),
+            }
+            entry["tolerance_points"] = tolerance_points
+            if len(within):
+                best = within.loc[within["latency_ms"].idxmin()]
+                entry["best"] = {
+                    "lambda": float(best["lambda"]),
+                    "test_accuracy": float(best["test_accuracy"]),
+                    "latency_ms": float(best["latency_ms"]),
+                    "latency_ratio": float(best["latency_ms"] / base["latency_ms"]),
+                    "accuracy_change_points": float(100 * (best["test_accuracy"] - base["test_accuracy"])),
+                }
+            else:
+                entry["best"] = None
+            fastest = sweep.loc[sweep["latency_ms"].idxmin()]
+            entry["fastest"] = {
+                "lambda": float(fastest["lambda"]),
+                "latency_ratio": float(fastest["latency_ms"] / base["latency_ms"]),
+                "accuracy_change_points": float(100 * (fastest["test_accuracy"] - base["test_accuracy"])),
+            }
+        out[model] = entry
+    return out
+
+
+def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
+    """Test accuracy (%) against measured latency, colour = lambda, marker = predictor model,
+    the Pareto front as a step line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    lambdas = sorted(table["lambda"].unique())
+    cmap = plt.get_cmap("viridis", max(len(lambdas), 2))
+    markers = "osD^v<>p"
+    for m, (model, group) in enumerate(table.groupby("model")):
+        for k, lam in enumerate(lambdas):
+            sel = group[group["lambda"] == lam]
+            if len(sel):
+                ax.scatter(
+                    sel["latency_ms"],
+                    100 * sel["test_accuracy"],
+                    color=cmap(k),
+                    marker=markers[m % len(markers)],
+                    label=f"{model}, λ={lam:g}",
+                    edgecolor="black",
+                    linewidth=0.5,
+                    s=45,
+                )
+    front = table[table["on_front"]].sort_values("latency_ms")
+    ax.step(
+        front["latency_ms"], 100 * front["test_accuracy"], where="post", color="crimson", label="Pareto front"
+    )
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

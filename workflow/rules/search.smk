@@ -1,0 +1,115 @@
+# Latency-aware DARTS (lenna.search): search, train the found network from scratch, time it,
+# and put accuracy against measured latency on a Pareto front per target.
+RUN = "results/search/{target}/{model}/lambda-{lam}/seed-{seed}"
+
+
+rule darts_search:
+    input:
+        model="results/predictors/{target}/{model}/model.json",
+        weights="results/predictors/{target}/{model}/weights.npz",
+        code=pkg(
+            "search.py",
+            "search_config.py",
+            "data.py",
+            "predictor.py",
+            "genotype.py",
+            "network.py",
+            "cell.py",
+            "ops.py",
+        ),
+    output:
+        genotype=f"{RUN}/genotype.json",
+        history=f"{RUN}/history.parquet",
+        summary=f"{RUN}/summary.json",
+    log:
+        "logs/darts_search/{target}/{model}/lambda-{lam}/seed-{seed}.log",
+    benchmark:
+        "results/benchmarks/darts_search/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["search"].get("threads", 1)
+    params:
+        settings=search_params(),
+        lam=lambda wildcards: float(wildcards.lam),
+        seed=lambda wildcards: int(wildcards.seed),
+        data=config["data"],
+        search_space=config["search_space"],
+        macro=network_macro("search"),
+        batch_size=target_batch_size,
+    script:
+        "../scripts/darts_search.py"
+
+
+rule train_final:
+    input:
+        genotype=f"{RUN}/genotype.json",
+        code=pkg("search.py", "data.py", "genotype.py", "network.py", "cell.py", "ops.py"),
+    output:
+        metrics=f"{RUN}/final/metrics.json",
+        history=f"{RUN}/final/history.parquet",
+    log:
+        "logs/train_final/{target}/{model}/lambda-{lam}/seed-{seed}.log",
+    benchmark:
+        "results/benchmarks/train_final/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["train_final"].get("threads", 1)
+    params:
+        settings={k: v for k, v in config["train_final"].items() if k != "threads"},
+        seed=lambda wildcards: int(wildcards.seed),
+        data=config["data"],
+        macro=network_macro("final"),
+    script:
+        "../scripts/train_final.py"
+
+
+rule measure_final:
+    input:
+        genotype=f"{RUN}/genotype.json",
+        model="results/predictors/{target}/{model}/model.json",
+        weights="results/predictors/{target}/{model}/weights.npz",
+        code=pkg(
+            "networks.py",
+            "measure.py",
+            "predictor.py",
+            "genotype.py",
+            "network.py",
+            "cell.py",
+            "ops.py",
+        ),
+    output:
+        f"{RUN}/final/latency.json",
+    log:
+        "logs/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.log",
+    benchmark:
+        "results/benchmarks/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: measure_threads
+    resources:
+        **device_slot_resources(),
+        device=shard_device,
+    params:
+        macro=network_macro("final"),
+        target=target_params,
+        protocol=config["measurement"],
+    script:
+        "../scripts/measure_final.py"
+
+
+rule pareto:
+    input:
+        metrics=lambda wildcards: search_runs(wildcards, "final/metrics.json"),
+        latency=lambda wildcards: search_runs(wildcards, "final/latency.json"),
+        summary=lambda wildcards: search_runs(wildcards, "summary.json"),
+        code=pkg("pareto.py"),
+    output:
+        table="results/pareto/{target}/pareto.csv",
+        plot="results/pareto/{target}/pareto.svg",
+        summary="results/pareto/{target}/summary.json",
+    log:
+        "logs/pareto/{target}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/pareto.py"
