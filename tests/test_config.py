@@ -29,6 +29,19 @@ INVALID = [
     ({"search_space.steps": "four"}, "steps"),
     ({"sampling.seed": -1}, "seed"),
     ({"lambdas": [0.1]}, "lambdas"),
+    ({"search.lambdas": ["a", 0.1]}, "lambdas"),
+    ({"search.lambdas": [0.0, -0.5]}, "lambdas"),
+    ({"search.seeds": [0, 0]}, "seeds"),
+    ({"search.predictors": ["gbm"]}, "search.predictors"),
+    ({"search.latency_form": "mul"}, "latency_form"),
+    ({"search.order": "third"}, "order"),
+    ({"search.epochs": 2, "search.warmup_epochs": 5}, "search.warmup_epochs"),
+    ({"data.dataset": "mnist"}, "dataset"),
+    ({"data.dataset": "cifar10"}, "data.cifar10_dir"),
+    ({"data.dataset": "cifar10", "data.cifar10_dir": "/nonexistent/cifar-10-batches-py"}, "data.cifar10_dir"),
+    ({"data.split": {"train": 0.6, "val": 0.3, "test": 0.3}}, "data.split"),
+    ({"macro.input_channels": 3}, "macro.input_channels"),
+    ({"train_final.epochs": 0}, "epochs"),
 ]
 
 

@@ -57,6 +57,36 @@ def test_adding_specs_samples_and_measures_only_the_new_shard(copy_run, tmp_path
     assert "measure_lut" not in jobs and "measure_networks" not in jobs
 
 
+SEARCH_STAGES = {"darts_search", "train_final", "measure_final", "pareto", "all"}
+
+
+def test_adding_a_lambda_runs_only_its_searches_evaluations_and_the_pareto_table(copy_run, tmp_path):
+    repo, workdir, _ = copy_run
+    config = write_config(tmp_path / "c.yaml", **{"search.lambdas": [0.0, 1.0, 2.0]})
+    jobs = planned(repo, workdir, config)
+    # one new lambda x two predictors x one seed
+    assert jobs == {"darts_search": 2, "train_final": 2, "measure_final": 2, "pareto": 1, "all": 1}
+
+
+def test_changing_a_search_setting_reruns_search_and_downstream_never_predictors(copy_run, tmp_path):
+    repo, workdir, _ = copy_run
+    config = write_config(tmp_path / "c.yaml", **{"search.alpha_lr": 0.01})
+    jobs = planned(repo, workdir, config)
+    assert set(jobs) == SEARCH_STAGES and jobs["darts_search"] == 4
+
+
+def test_editing_the_search_module_reruns_search_and_downstream_only(copy_run):
+    repo, workdir, config = copy_run
+    module = repo / "src" / "lenna" / "search.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit\n")
+    try:
+        jobs = planned(repo, workdir, config)
+    finally:
+        module.write_text(original)
+    assert set(jobs) == SEARCH_STAGES and jobs["train_final"] == 4
+
+
 def test_editing_the_measurement_module_reruns_timing_and_downstream_only(copy_run):
     repo, workdir, config = copy_run
     module = repo / "src" / "lenna" / "measure.py"

@@ -6,6 +6,7 @@ import pandas as pd
 
 from conftest import run_snakemake
 from lenna.datasets import LATENCY_COLUMNS
+from lenna.genotype import Genotype
 
 
 def test_tiny_config_builds_the_datasets(tiny_run):
@@ -85,3 +86,21 @@ def test_an_external_latency_table_trains_its_own_predictors(tiny_run, tmp_path)
     assert proc.returncode != 0
     assert "battery_temp" in proc.stdout + proc.stderr and "bad.csv" in proc.stdout + proc.stderr
     assert not (tmp_path / "w2" / "results" / "datasets" / "phone" / "latency.parquet").exists()
+
+
+def test_tiny_config_searches_and_draws_the_pareto_front(tiny_run):
+    workdir, _ = tiny_run
+    table = pd.read_csv(workdir / "results" / "pareto" / "cpu" / "pareto.csv")
+    columns = ["model", "lambda", "seed", "test_accuracy", "latency_ms", "predicted_latency_ms", "on_front"]
+    assert list(table.columns[: len(columns)]) == columns
+    assert len(table) == 4  # {mlp, elasticnet} x lambdas {0, 1} x seed 0
+    assert table["on_front"].any() and (table["latency_ms"] > 0).all()
+    summary = json.loads((workdir / "results" / "pareto" / "cpu" / "summary.json").read_text())
+    assert set(summary["models"]) == {"mlp", "elasticnet"}
+    run = workdir / "results" / "search" / "cpu" / "mlp" / "lambda-1" / "seed-0"
+    history = pd.read_parquet(run / "history.parquet")
+    assert len(history) == 2 and history["alpha_updates"].tolist() == [False, True]
+    Genotype.from_json((run / "genotype.json").read_text())
+    latency = json.loads((run / "final" / "latency.json").read_text())
+    assert latency["latency_ms"] > 0 and latency["predicted_latency_ms"] > 0
+    assert (workdir / "results" / "pareto" / "cpu" / "pareto.svg").read_text().startswith("<?xml")

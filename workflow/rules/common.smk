@@ -32,7 +32,9 @@ wildcard_constraints:
     target="|".join(TARGETS),
     shard=r"\d+",
     model="|".join(config["predictors"]["models"]),
-    lam="|".join(re.escape(search_config.lambda_label(v)) for v in config["search"]["lambdas"]),
+    lam="|".join(
+        re.escape(search_config.lambda_label(v)) for v in config["search"]["lambdas"]
+    ),
     seed=r"\d+",
 
 
@@ -173,15 +175,19 @@ def all_outputs():
         target=MEASURED,
         name=["pareto.csv", "pareto.svg", "summary.json"],
     )
-    return pareto + predictors + expand(
-        "results/datasets/{target}/{name}",
-        target=TARGETS,
-        name=[
-            "latency.parquet",
-            "summary.json",
-            "train.parquet",
-            "val.parquet",
-            "test.parquet",
-            "normaliser.json",
-        ],
+    return (
+        pareto
+        + predictors
+        + expand(
+            "results/datasets/{target}/{name}",
+            target=TARGETS,
+            name=[
+                "latency.parquet",
+                "summary.json",
+                "train.parquet",
+                "val.parquet",
+                "test.parquet",
+                "normaliser.json",
+            ],
+        )
     )

@@ -26,7 +26,7 @@ rule darts_search:
     benchmark:
         "results/benchmarks/darts_search/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/search.yaml"
     threads: config["search"].get("threads", 1)
     params:
         settings=search_params(),
@@ -43,7 +43,9 @@ rule darts_search:
 rule train_final:
     input:
         genotype=f"{RUN}/genotype.json",
-        code=pkg("search.py", "data.py", "genotype.py", "network.py", "cell.py", "ops.py"),
+        code=pkg(
+            "search.py", "data.py", "genotype.py", "network.py", "cell.py", "ops.py"
+        ),
     output:
         metrics=f"{RUN}/final/metrics.json",
         history=f"{RUN}/final/history.parquet",
@@ -52,7 +54,7 @@ rule train_final:
     benchmark:
         "results/benchmarks/train_final/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/search.yaml"
     threads: config["train_final"].get("threads", 1)
     params:
         settings={k: v for k, v in config["train_final"].items() if k != "threads"},
@@ -84,7 +86,7 @@ rule measure_final:
     benchmark:
         "results/benchmarks/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/search.yaml"
     threads: measure_threads
     resources:
         **device_slot_resources(),
@@ -110,6 +112,6 @@ rule pareto:
     log:
         "logs/pareto/{target}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/search.yaml"
     script:
         "../scripts/pareto.py"

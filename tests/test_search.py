@@ -1,0 +1,305 @@
+"""The latency-aware DARTS search, its data, the final training and the Pareto summary."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lenna.cell import edge_list
+from lenna.data import DatasetError, _stratified_parts, load_cifar10, load_data, load_digits
+from lenna.datasets import feature_columns
+from lenna.genotype import Genotype
+from lenna.network import Macro
+from lenna.ops import op_set
+from lenna.pareto import headline, on_front, pareto_table
+from lenna.predictor import LatencyPredictor
+from lenna.search import (
+    FinalSettings,
+    SearchSettings,
+    SuperNet,
+    _SecondOrder,
+    derive_cell,
+    latency_term,
+    run_search,
+    train_final,
+)
+
+OPS = op_set("darts")
+STEPS = 4
+EDGES = edge_list(STEPS)
+TINY_MACRO = Macro(4, 3, 8, input_channels=1, num_classes=10)
+# A known cost per op (ms per edge): convolutions expensive, pools and skips cheap, none free.
+OP_COST = {
+    "none": 0.0,
+    "max_pool_3x3": 0.1,
+    "avg_pool_3x3": 0.1,
+    "skip_connect": 0.05,
+    "sep_conv_3x3": 1.0,
+    "sep_conv_5x5": 1.2,
+    "dil_conv_3x3": 0.6,
+    "dil_conv_5x5": 0.7,
+}
+
+
+def cost_predictor() -> LatencyPredictor:
+    """A linear predictor whose cell latency is 0.5 ms + the sum of its edges' expected op costs."""
+    features = feature_columns("darts", STEPS)
+    coef = np.array(
+        [OP_COST[f.split("_", 1)[1]] if f.startswith("e") and f[1].isdigit() else 0.0 for f in features]
+    )
+    n = len(features)
+    description = {
+        "kind": "linear",
+        "op_set": "darts",
+        "steps": STEPS,
+        "features": features,
+        "transform": "linear",
+        "label": {"mean": 0.0, "std": 1.0},
+    }
+    weights = {"coef": coef, "intercept": np.array([0.5]), "mean": np.zeros(n), "std": np.ones(n)}
+    return LatencyPredictor(description, weights)
+
+
+def alpha_from(table: dict[tuple[int, str], float]) -> torch.Tensor:
+    alpha = torch.zeros(len(EDGES), len(OPS))
+    for (k, op), value in table.items():
+        alpha[k, OPS.index(op)] = value
+    return alpha
+
+
+# -- derivation -----------------------------------------------------------------------------------
+
+
+def test_derivation_keeps_two_strongest_edges_per_node_and_never_none():
+    table = {(k, "none"): 10.0 for k in range(len(EDGES))}  # none dominates everywhere: still never chosen
+    # node 0 (edges 0, 1): both kept; node 1 (edges 2, 3, 4): edges 2 and 4 strongest
+    table |= {(0, "sep_conv_3x3"): 3.0, (1, "max_pool_3x3"): 2.0}
+    table |= {(2, "dil_conv_5x5"): 4.0, (3, "avg_pool_3x3"): 1.0, (4, "sep_conv_5x5"): 3.5}
+    pairs = derive_cell(alpha_from(table), OPS, STEPS)
+    assert len(pairs) == 2 * STEPS
+    assert pairs[:4] == (("sep_conv_3x3", 0), ("max_pool_3x3", 1), ("dil_conv_5x5", 0), ("sep_conv_5x5", 2))
+    assert all(op != "none" for op, _ in pairs)
+    Genotype(normal=pairs, normal_concat=(2, 3, 4, 5), reduce=pairs, reduce_concat=(2, 3, 4, 5))
+
+
+def test_skip_cap_replaces_the_weakest_skips():
+    # Every edge prefers skip_connect, with strength growing with the edge index.
+    table = {(k, "skip_connect"): 2.0 + 0.1 * k for k in range(len(EDGES))}
+    table |= {(k, "sep_conv_3x3"): 1.0 for k in range(len(EDGES))}
+    alpha = alpha_from(table)
+    uncapped = derive_cell(alpha, OPS, STEPS)
+    capped = derive_cell(alpha, OPS, STEPS, max_skip=2)
+    assert sum(op == "skip_connect" for op, _ in uncapped) == 8
+    assert sum(op == "skip_connect" for op, _ in capped) == 2
+    # the two skips kept are the strongest ones: on the last node's strongest edges
+    assert [p for p in capped if p[0] == "skip_connect"] == [p for p in uncapped[-2:]]
+
+
+# -- latency term ---------------------------------------------------------------------------------
+
+
+def test_latency_term_forms():
+    ce, lat = torch.tensor(0.5), torch.tensor(12.0)
+    assert float(latency_term("additive", 0.1, lat, 10.0, ce)) == pytest.approx(0.5 + 1.2)
+    assert float(latency_term("relative", 2.0, lat, 10.0, ce)) == pytest.approx(0.5 + 2.0 * 0.2)
+    expected = 0.5 * (np.log(12.0) / np.log(10.0)) ** 0.6
+    assert float(latency_term("mul_log", 0.6, lat, 10.0, ce)) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="above 1 ms"):
+        latency_term("mul_log", 0.6, lat, 0.8, ce)
+
+
+def test_expected_latency_is_differentiable_and_points_to_cheap_ops():
+    predictor = cost_predictor()
+    net = SuperNet(TINY_MACRO, OPS, STEPS, torch.Generator().manual_seed(0))
+    lat = predictor.expected_network_latency(net.alpha_normal, net.alpha_reduce, TINY_MACRO, 1)
+    lat.backward()
+    grad = net.alpha_normal.grad
+    # raising the alpha of an expensive op raises the latency, of none lowers it
+    assert (grad[:, OPS.index("sep_conv_5x5")] > 0).all()
+    assert (grad[:, OPS.index("none")] < 0).all()
+
+
+@pytest.fixture(scope="module")
+def digits_small():
+    return load_data(
+        {"dataset": "digits", "split": {"train": 0.6, "val": 0.1, "test": 0.3}, "seed": 0, "limit": 128}
+    )
+
+
+def _search(data, lam, **settings):
+    predictor = cost_predictor()
+    defaults = {"epochs": 3, "warmup_epochs": 1, "batch_size": 32, "alpha_lr": 0.05}
+    return run_search(
+        data,
+        TINY_MACRO,
+        OPS,
+        STEPS,
+        SearchSettings(**(defaults | settings)),
+        lam,
+        seed=0,
+        expected_latency=lambda a, b: predictor.expected_network_latency(a, b, TINY_MACRO, 1),
+        genotype_latency=lambda g: predictor.predict_genotype(g, TINY_MACRO, 1),
+    )
+
+
+def test_search_with_a_latency_term_finds_faster_cells_than_plain_darts(digits_small):
+    torch.set_num_threads(1)
+    _, plain, _ = _search(digits_small, 0.0)
+    genotype, aware, summary = _search(digits_small, 3.0)
+    assert len(aware) == 3 and not aware["alpha_updates"][0] and aware["alpha_updates"][2]
+    # warm-up epochs leave the alphas (and so the expected latency) untouched
+    assert aware["expected_latency_ms"][0] == pytest.approx(summary["reference_latency_ms"])
+    assert aware["expected_latency_ms"].iloc[-1] < 0.9 * plain["expected_latency_ms"].iloc[-1]
+    assert aware["genotype_latency_ms"].iloc[-1] < plain["genotype_latency_ms"].iloc[-1]
+    assert Genotype.parse(aware["genotype"].iloc[-1]) == genotype
+    columns = {"train_loss", "train_acc", "arch_loss", "arch_acc", "skip_normal", "normal_e00_none"}
+    assert columns <= set(aware.columns)
+    # the history's alpha columns are probabilities
+    probs = aware[[c for c in aware.columns if c.startswith("normal_e03_")]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_second_order_gradient_reduces_to_first_order_at_zero_step(digits_small):
+    torch.manual_seed(0)
+    net = SuperNet(TINY_MACRO, OPS, STEPS, torch.Generator().manual_seed(1))
+    net.train()
+    x_w, y_w = digits_small.train.x[:16], digits_small.train.y[:16]
+    x_a, y_a = digits_small.train.x[16:32], digits_small.train.y[16:32]
+    _SecondOrder(net).grads(0.0, 0.0, x_w, y_w, x_a, y_a)
+    second = [a.grad.clone() for a in net.alphas()]
+    for a in net.alphas():
+        a.grad = None
+    torch.nn.functional.cross_entropy(net(x_a), y_a).backward(inputs=net.alphas())
+    for s, a in zip(second, net.alphas(), strict=True):
+        assert torch.allclose(s, a.grad, atol=1e-6)
+    # with a real step the unrolled gradient differs
+    _SecondOrder(net).grads(0.1, 3e-4, x_w, y_w, x_a, y_a)
+    assert not torch.allclose(second[0], net.alpha_normal.grad, atol=1e-6)
+
+
+def test_second_order_search_runs(digits_small):
+    genotype, history, _ = _search(digits_small, 1.0, epochs=2, order="second")
+    assert len(history) == 2 and np.isfinite(history["arch_loss"].iloc[-1])
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def test_digits_split_is_stratified_disjoint_and_deterministic():
+    a = load_digits({"train": 0.6, "val": 0.1, "test": 0.3}, 0)
+    b = load_digits({"train": 0.6, "val": 0.1, "test": 0.3}, 0)
+    assert sum(a.sizes().values()) == 1797 and a.sizes()["test"] == pytest.approx(539, abs=5)
+    assert torch.equal(a.test.x, b.test.x) and torch.equal(a.train.y, b.train.y)
+    y = np.repeat(np.arange(10), 50)
+    parts = _stratified_parts(y, {"train": 0.6, "val": 0.1, "test": 0.3}, 0)
+    index = np.concatenate(list(parts.values()))
+    assert len(index) == len(set(index)) == 500  # disjoint and complete
+    counts = np.bincount(a.test.y.numpy(), minlength=10)
+    assert counts.min() >= 50  # every class in the test part, in proportion
+    assert a.train.x.shape[1:] == (1, 8, 8) and abs(float(a.train.x.mean())) < 1e-4
+
+
+def _cifar_dir(path, n=20, bad=None):
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [int(i) for i in rng.integers(0, 10, n)],
+        }
+        with open(path / name, "wb") as f:
+            pickle.dump(batch, f)
+    return path
+
+
+def test_cifar10_python_batches_are_read(tmp_path):
+    data = load_cifar10(_cifar_dir(tmp_path / "cifar"), {"train": 0.6, "val": 0.1, "test": 0.3}, 0)
+    assert data.test.x.shape == (20, 3, 32, 32) and len(data.train) + len(data.val) == 100
+    assert data.train.x.dtype == torch.float32 and data.train.y.dtype == torch.int64
+
+
+def test_cifar10_missing_or_malformed_is_a_clear_error(tmp_path):
+    split = {"train": 0.6, "val": 0.1, "test": 0.3}
+    with pytest.raises(DatasetError, match="no such CIFAR-10 directory"):
+        load_cifar10(tmp_path / "nowhere", split, 0)
+    root = _cifar_dir(tmp_path / "cifar")
+    (root / "data_batch_3").unlink()
+    with pytest.raises(DatasetError, match="data_batch_3: missing"):
+        load_cifar10(root, split, 0)
+    (root / "data_batch_3").write_text("not a pickle")
+    with pytest.raises(DatasetError, match="data_batch_3: not a CIFAR-10 python batch"):
+        load_cifar10(root, split, 0)
+    with open(root / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": np.zeros((4, 100), np.uint8), b"labels": [0] * 4}, f)
+    with pytest.raises(DatasetError, match=r"data_batch_3: data of shape \(4, 100\)"):
+        load_cifar10(root, split, 0)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_cifar10_batches_cannot_run_code(tmp_path):
+    root = _cifar_dir(tmp_path / "cifar")
+    with open(root / "test_batch", "wb") as f:
+        pickle.dump({b"data": _Evil(), b"labels": []}, f)
+    with pytest.raises(DatasetError, match="refusing to load builtins.print"):
+        load_cifar10(root, {"train": 0.6, "val": 0.1, "test": 0.3}, 0)
+
+
+# -- final training -------------------------------------------------------------------------------
+
+
+def test_final_training_learns_and_is_seeded():
+    torch.set_num_threads(1)
+    data = load_data(
+        {"dataset": "digits", "split": {"train": 0.6, "val": 0.1, "test": 0.3}, "seed": 0, "limit": 300}
+    )
+    from lenna.genotype import DARTS_V2
+
+    settings = FinalSettings(epochs=4, batch_size=32, lr=0.05)
+    history, metrics = train_final(DARTS_V2, TINY_MACRO, data, settings, seed=3)
+    assert metrics["test_accuracy"] > 0.5  # chance is 0.1
+    assert metrics["n_test"] == 300 and len(history) == 4
+    _, again = train_final(DARTS_V2, TINY_MACRO, data, settings, seed=3)
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+
+
+# -- Pareto ---------------------------------------------------------------------------------------
+
+
+def test_pareto_front_and_headline():
+    assert on_front([0.9, 0.95, 0.95, 0.8], [5.0, 6.0, 7.0, 5.0]).tolist() == [True, True, False, False]
+    rows = []
+    for seed, noise in enumerate([0.0, 0.002]):
+        for lam, acc, lat in [(0.0, 0.980, 10.0), (0.1, 0.978, 8.0), (1.0, 0.976, 6.0), (3.0, 0.95, 3.0)]:
+            rows.append(
+                {
+                    "model": "mlp",
+                    "lambda": lam,
+                    "seed": seed,
+                    "test_accuracy": acc + noise,
+                    "latency_ms": lat + seed,
+                    "predicted_latency_ms": lat,
+                }
+            )
+    table = pareto_table(rows)
+    assert list(table.columns[:7]) == [
+        "model",
+        "lambda",
+        "seed",
+        "test_accuracy",
+        "latency_ms",
+        "predicted_latency_ms",
+        "on_front",
+    ]
+    summary = headline(table)["mlp"]
+    # lambda 1 is 0.5 points below the baseline (within), lambda 3 is 3 points below (not)
+    assert summary["best"]["lambda"] == 1.0
+    assert summary["best"]["latency_ratio"] == pytest.approx(6.5 / 10.5)
+    assert summary["fastest"]["lambda"] == 3.0
+    assert summary["spearman_lambda_latency"] == pytest.approx(-1.0)
+    assert isinstance(pd.DataFrame(summary["sweep"]), pd.DataFrame)
