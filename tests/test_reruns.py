@@ -57,7 +57,7 @@ def test_adding_specs_samples_and_measures_only_the_new_shard(copy_run, tmp_path
     assert "measure_lut" not in jobs and "measure_networks" not in jobs
 
 
-SEARCH_STAGES = {"darts_search", "train_final", "measure_final", "pareto", "all"}
+SEARCH_STAGES = {"darts_search", "train_final", "measure_final", "search_figures", "pareto", "summary", "all"}
 
 
 def test_adding_a_lambda_runs_only_its_searches_evaluations_and_the_pareto_table(copy_run, tmp_path):
@@ -65,7 +65,8 @@ def test_adding_a_lambda_runs_only_its_searches_evaluations_and_the_pareto_table
     config = write_config(tmp_path / "c.yaml", **{"search.lambdas": [0.0, 1.0, 2.0]})
     jobs = planned(repo, workdir, config)
     # one new lambda x two predictors x one seed
-    assert jobs == {"darts_search": 2, "train_final": 2, "measure_final": 2, "pareto": 1, "all": 1}
+    new_runs = {"darts_search": 2, "train_final": 2, "measure_final": 2, "search_figures": 2}
+    assert jobs == new_runs | {"pareto": 1, "summary": 1, "all": 1}
 
 
 def test_changing_a_search_setting_reruns_search_and_downstream_never_predictors(copy_run, tmp_path):

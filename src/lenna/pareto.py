@@ -101,7 +101,7 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
     lambdas = sorted(table["lambda"].unique())
     cmap = plt.get_cmap("viridis", max(len(lambdas), 2))
     markers = "osD^v<>p"
@@ -127,7 +127,7 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,7 +1,10 @@
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 # The package of this checkout (installed editable by ./setup-env, so jobs import the same code);
@@ -154,9 +157,13 @@ def network_macro(name):
 
 def search_runs(wildcards, name):
     """File ``name`` of every search run of a target (predictor x lambda x seed)."""
+    return run_files(wildcards.target, name)
+
+
+def run_files(target, name):
     return expand(
         "results/search/{target}/{model}/lambda-{lam}/seed-{seed}/{name}",
-        target=wildcards.target,
+        target=target,
         model=config["search"]["predictors"],
         lam=[search_config.lambda_label(v) for v in config["search"]["lambdas"]],
         seed=config["search"]["seeds"],
@@ -173,10 +180,28 @@ def all_outputs():
     pareto = expand(
         "results/pareto/{target}/{name}",
         target=MEASURED,
-        name=["pareto.csv", "pareto.svg", "summary.json"],
+        name=["pareto.csv", "pareto.svg", "pareto.html", "summary.json"],
     )
+    # Made for the report: data figures per measured target, figures per search run, summary.
+    figures = expand(
+        "results/datasets/{target}/{name}",
+        target=MEASURED,
+        name=[
+            "label_distribution.svg",
+            "label_dispersion.svg",
+            "convergence.svg",
+            "throughput.html",
+        ],
+    ) + [
+        path
+        for target in MEASURED
+        for name in ("history.svg", "alphas.svg", "cells.svg")
+        for path in run_files(target, name)
+    ]
     return (
-        pareto
+        ["results/summary.md", "results/summary.html"]
+        + figures
+        + pareto
         + predictors
         + expand(
             "results/datasets/{target}/{name}",
@@ -191,3 +216,39 @@ def all_outputs():
             ],
         )
     )
+
+
+REPORT = "results/report.html"
+
+
+def build_report():
+    """Build the browsable report after a successful run of the whole workflow (README,
+    "Report"), with the same Snakefile, directory and effective config as the run."""
+    missing = [f for f in all_outputs() if not os.path.exists(f)]
+    if missing:
+        print(
+            f"report not built: {len(missing)} outputs of the full workflow are missing"
+        )
+        return
+    config_copy = Path(".snakemake") / "report-config.yaml"
+    config_copy.parent.mkdir(exist_ok=True)
+    config_copy.write_text(yaml.safe_dump(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        workflow.main_snakefile,
+        "--directory",
+        os.getcwd(),
+        "--configfile",
+        str(config_copy),
+        "--report",
+        REPORT,
+        "--nolock",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        print(f"building the report failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+    else:
+        print(f"report: {REPORT}")

@@ -40,7 +40,17 @@ rule check_networks:
     output:
         predictions="results/networks/{target}/{model}/predictions.parquet",
         metrics="results/networks/{target}/{model}/metrics.json",
-        scatter="results/networks/{target}/{model}/predicted_vs_measured.svg",
+        scatter=report(
+            "results/networks/{target}/{model}/predicted_vs_measured.svg",
+            caption="../report/networks.rst",
+            category="Networks",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "{model}",
+                "figure": "whole networks",
+            },
+        ),
     log:
         "logs/check_networks/{target}/{model}.log",
     conda:

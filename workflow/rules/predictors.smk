@@ -63,8 +63,28 @@ rule evaluate_predictor:
     output:
         metrics="results/predictors/{target}/{model}/metrics.json",
         predictions="results/predictors/{target}/{model}/predictions.parquet",
-        scatter="results/predictors/{target}/{model}/predicted_vs_measured.svg",
-        errors="results/predictors/{target}/{model}/errors.svg",
+        scatter=report(
+            "results/predictors/{target}/{model}/predicted_vs_measured.svg",
+            caption="../report/predicted_vs_measured.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "{model}",
+                "figure": "predicted vs measured",
+            },
+        ),
+        errors=report(
+            "results/predictors/{target}/{model}/errors.svg",
+            caption="../report/errors.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "{model}",
+                "figure": "relative errors",
+            },
+        ),
     log:
         "logs/evaluate_predictor/{target}/{model}.log",
     conda:
@@ -79,7 +99,17 @@ rule compare_predictors:
         networks=network_metrics,
     output:
         csv="results/predictors/{target}/comparison.csv",
-        html="results/predictors/{target}/comparison.html",
+        html=report(
+            "results/predictors/{target}/comparison.html",
+            caption="../report/comparison.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "all",
+                "figure": "comparison table",
+            },
+        ),
     log:
         "logs/compare_predictors/{target}.log",
     conda:
@@ -164,7 +194,17 @@ rule learning_curve:
         code=pkg("training.py", "predictor.py", "metrics.py", "plots.py"),
     output:
         csv="results/predictors/{target}/learning_curve.csv",
-        svg="results/predictors/{target}/learning_curve.svg",
+        svg=report(
+            "results/predictors/{target}/learning_curve.svg",
+            caption="../report/learning_curve.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "elasticnet, mlp",
+                "figure": "learning curve",
+            },
+        ),
     log:
         "logs/learning_curve/{target}.log",
     benchmark:

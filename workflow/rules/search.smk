@@ -1,6 +1,12 @@
 # Latency-aware DARTS (lenna.search): search, train the found network from scratch, time it,
 # and put accuracy against measured latency on a Pareto front per target.
 RUN = "results/search/{target}/{model}/lambda-{lam}/seed-{seed}"
+RUN_LABELS = {
+    "target": "{target}",
+    "model": "{model}",
+    "lambda": "{lam}",
+    "seed": "{seed}",
+}
 
 
 rule darts_search:
@@ -107,7 +113,20 @@ rule pareto:
         code=pkg("pareto.py"),
     output:
         table="results/pareto/{target}/pareto.csv",
-        plot="results/pareto/{target}/pareto.svg",
+        plot=report(
+            "results/pareto/{target}/pareto.svg",
+            caption="../report/pareto.rst",
+            category="Pareto",
+            subcategory="{target}",
+            labels={"target": "{target}", "figure": "accuracy vs latency"},
+        ),
+        html=report(
+            "results/pareto/{target}/pareto.html",
+            caption="../report/pareto_table.rst",
+            category="Pareto",
+            subcategory="{target}",
+            labels={"target": "{target}", "figure": "Pareto table"},
+        ),
         summary="results/pareto/{target}/summary.json",
     log:
         "logs/pareto/{target}.log",

@@ -32,6 +32,8 @@ for metrics, latency, summary in zip(
     )
 table = pareto_table(rows)
 atomic_write(Path(snakemake.output.table), lambda tmp: table.to_csv(tmp, index=False))
+page = table.drop(columns=["genotype"]).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+atomic_write(Path(snakemake.output.html), lambda tmp: Path(tmp).write_text(page))
 summary = headline(table)
 write_json({"target": snakemake.wildcards.target, "models": summary}, snakemake.output.summary)
 plot_pareto(table, f"searched networks on {snakemake.wildcards.target}", snakemake.output.plot)

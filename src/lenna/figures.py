@@ -1,0 +1,228 @@
+"""Figures and tables of the report: the latency data of a target and the course of a search.
+
+Every function writes one file (SVG or HTML) and returns nothing; the captions in
+workflow/report/ say how to read them.
+"""
+
+from __future__ import annotations
+
+import html
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lenna.cell import edge_list  # noqa: E402
+from lenna.genotype import Genotype  # noqa: E402
+
+
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def label_distribution(table: pd.DataFrame, title: str, path) -> None:
+    """Histogram of the labels (ms, log scale) per label kind."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    lat = table["latency_ms"].to_numpy()
+    bins = np.geomspace(lat.min(), lat.max(), 40) if lat.min() > 0 and lat.max() > lat.min() else 40
+    for kind, part in table.groupby("label_kind"):
+        ax.hist(part["latency_ms"], bins=bins, alpha=0.6, label=f"{kind} (n={len(part)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("cell latency (ms)")
+    ax.set_ylabel("specs")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def label_dispersion(table: pd.DataFrame, title: str, path) -> None:
+    """Histogram of each label's relative IQR (of its timed passes or of its per-reset values),
+    with the median per label kind: the noise floor a predictor cannot beat."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for k, (kind, part) in enumerate(table.groupby("label_kind")):
+        values = 100 * part["dispersion"].to_numpy()
+        ax.hist(values, bins=40, alpha=0.6, color=f"C{k}", label=f"{kind}: median {np.median(values):.1f}%")
+        ax.axvline(np.median(values), color=f"C{k}", ls="--", lw=1)
+    ax.set_xlabel("label dispersion: relative IQR (%)")
+    ax.set_ylabel("specs")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def convergence(table: pd.DataFrame, title: str, path, n_specs: int = 6) -> None:
+    """Cumulative mean of the per-reset latencies of a few soft specs against the number of gate
+    resets, relative to the final label (LENNA's convergence analysis), with the +-1% band."""
+    soft = table[(table["label_kind"] == "expected") & (table["n_resets"] > 1)]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if len(soft):
+        # Specs spread over the concentration range: near one-hot to near uniform.
+        chosen = soft.sort_values("concentration").iloc[
+            np.linspace(0, len(soft) - 1, min(n_specs, len(soft))).astype(int)
+        ]
+        for _, row in chosen.iterrows():
+            values = np.asarray(row["replicates_ms"], dtype=float)
+            cum = np.cumsum(values) / np.arange(1, len(values) + 1)
+            ax.plot(
+                np.arange(1, len(cum) + 1),
+                100 * (cum / cum[-1] - 1),
+                lw=1.2,
+                label=f"concentration {row['concentration']:.2g}, {row['latency_ms']:.2f} ms",
+            )
+    ax.axhspan(-1, 1, color="grey", alpha=0.2, label="±1%")
+    ax.set_xlabel("gate resets")
+    ax.set_ylabel("cumulative mean vs final label (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def throughput_table(shards: pd.DataFrame, title: str, path) -> None:
+    """HTML table of timing throughput per shard (specs, seconds, specs per minute), with totals.
+    ``shards`` has columns shard, discrete, expected, seconds."""
+    shards = shards.sort_values("shard").copy()
+    shards["specs"] = shards["discrete"] + shards["expected"]
+    total = {
+        "shard": "all",
+        "discrete": shards["discrete"].sum(),
+        "expected": shards["expected"].sum(),
+        "seconds": shards["seconds"].sum(),
+        "specs": shards["specs"].sum(),
+    }
+    shards = pd.concat([shards, pd.DataFrame([total])], ignore_index=True)
+    shards["specs_per_minute"] = 60 * shards["specs"] / shards["seconds"]
+    _write_html(path, title, "Timing jobs: specs labelled per minute of wall time.", shards)
+
+
+def _write_html(path, title: str, text: str, table: pd.DataFrame) -> None:
+    from pathlib import Path
+
+    body = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+    Path(path).write_text(f"<h3>{html.escape(title)}</h3>\n<p>{html.escape(text)}</p>\n{body}\n")
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+
+def search_history(history: pd.DataFrame, title: str, path) -> None:
+    """Losses, accuracies and predicted latency against epoch; warm-up epochs shaded."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    epochs = history["epoch"]
+    warm = history.loc[~history["alpha_updates"], "epoch"]
+    for ax in axes:
+        if len(warm):
+            ax.axvspan(warm.min() - 0.5, warm.max() + 0.5, color="grey", alpha=0.15, label="warm-up")
+        ax.set_xlabel("epoch")
+    axes[0].plot(epochs, history["train_loss"], label="weight half (train)")
+    axes[0].plot(epochs, history["arch_loss"], label="alpha half (CE)")
+    axes[0].set_ylabel("cross entropy")
+    axes[1].plot(epochs, 100 * history["train_acc"], label="weight half")
+    axes[1].plot(epochs, 100 * history["arch_acc"], label="alpha half")
+    axes[1].set_ylabel("accuracy (%)")
+    axes[2].plot(epochs, history["expected_latency_ms"], label="E[latency] of the mix")
+    axes[2].plot(epochs, history["genotype_latency_ms"], label="derived genotype")
+    axes[2].set_ylabel("predicted latency of the cells (ms)")
+    ax2 = axes[2].twinx()
+    ax2.step(epochs, history["skip_normal"], where="mid", color="crimson", alpha=0.6, label="skips (normal)")
+    ax2.set_ylabel("skip connections in the normal cell", color="crimson")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def alpha_evolution(history: pd.DataFrame, op_names, title: str, path) -> None:
+    """Per cell type: the mean softmax(alpha) of each op over the edges against epoch (top), and
+    the final softmax(alpha) per edge (bottom)."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    for col, cell in enumerate(("normal", "reduce")):
+        ax = axes[0, col]
+        for j, op in enumerate(op_names):
+            cols = [c for c in history.columns if c.startswith(f"{cell}_e") and c.endswith(f"_{op}")]
+            ax.plot(history["epoch"], history[cols].mean(axis=1), label=op, color=f"C{j}")
+        ax.set_title(f"{cell} cell: mean weight per op")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("softmax(alpha), mean over edges")
+        ax.legend(fontsize=7, ncol=2)
+        last = history.iloc[-1]
+        n_edges = sum(
+            1 for c in history.columns if c.startswith(f"{cell}_e") and c.endswith(f"_{op_names[0]}")
+        )
+        grid = np.array([[last[f"{cell}_e{k:02d}_{op}"] for op in op_names] for k in range(n_edges)])
+        ax = axes[1, col]
+        image = ax.imshow(grid, aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(op_names)), op_names, rotation=45, ha="right", fontsize=7)
+        steps = int((np.sqrt(8 * n_edges + 9) - 3) / 2)
+        ax.set_yticks(range(n_edges), [f"node {n} <- {i}" for n, i in edge_list(steps)], fontsize=6)
+        ax.set_title(f"{cell} cell: final softmax(alpha)")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def _draw_cell(ax, pairs, concat, title: str) -> None:
+    steps = len(pairs) // 2
+    pos = {0: (0.0, 0.75), 1: (0.0, 0.25)}
+    for n in range(steps):
+        pos[n + 2] = (0.3 + 0.45 * n / max(steps - 1, 1), 0.9 - 0.8 * n / max(steps - 1, 1))
+    pos["out"] = (1.05, 0.5)
+    names = {0: "c_{k-2}", 1: "c_{k-1}", "out": "c_{k}"}
+    for k, (op, inp) in enumerate(pairs):
+        node = k // 2 + 2
+        (x0, y0), (x1, y1) = pos[inp], pos[node]
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 14, "shrinkB": 14},
+        )
+        ax.text(
+            (x0 + x1) / 2,
+            (y0 + y1) / 2,
+            op,
+            fontsize=7,
+            ha="center",
+            va="center",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "lightyellow", "ec": "none"},
+        )
+    for node in concat:
+        (x0, y0), (x1, y1) = pos[node], pos["out"]
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops={"arrowstyle": "->", "color": "lightgrey", "ls": "--", "shrinkA": 14, "shrinkB": 14},
+        )
+    for key, (x, y) in pos.items():
+        label = names.get(key, str(key - 2) if isinstance(key, int) else key)
+        color = "lightblue" if key in (0, 1) else ("lightgreen" if key == "out" else "white")
+        ax.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "circle,pad=0.3", "fc": color, "ec": "black"},
+        )
+    ax.set_xlim(-0.15, 1.2)
+    ax.set_ylim(0.0, 1.0)
+    ax.axis("off")
+    ax.set_title(title)
+
+
+def draw_genotype(genotype: Genotype, title: str, path) -> None:
+    """The derived normal and reduction cells as graphs: inputs left, nodes, output right."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    _draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell")
+    _draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
+    fig.suptitle(title)
+    _save(fig, path)

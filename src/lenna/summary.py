@@ -1,0 +1,91 @@
+"""The headline numbers of a run, per target, as Markdown (results/summary.md) and HTML (report)."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+PREDICTOR_COLUMNS = ["model", "rmse_ms", "median_ape", "within_10pct", "spearman", "network_within_10pct"]
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _sections(comparisons: dict[str, pd.DataFrame], pareto: dict[str, dict]) -> list:
+    """[(heading, [paragraph or DataFrame, ...]), ...] shared by both renderings."""
+    sections = []
+    for target, table in comparisons.items():
+        parts = []
+        best = table.loc[table["rmse_ms"].idxmin()]
+        parts.append(
+            f"Most accurate latency predictor on held-out cells: **{best['model']}**, RMSE "
+            f"{best['rmse_ms']:.3g} ms, {100 * best['within_10pct']:.0f}% of cells within ±10%, "
+            f"Spearman {best['spearman']:.3f}."
+        )
+        parts.append(table[[c for c in PREDICTOR_COLUMNS if c in table.columns]])
+        for model, entry in (pareto.get(target) or {}).get("models", {}).items():
+            base, best = entry.get("baseline"), entry.get("best")
+            if base is None:
+                parts.append(f"Search with {model}: no lambda 0 run, so no baseline to compare with.")
+                continue
+            text = (
+                f"Search with the {model} predictor: plain DARTS (lambda 0) reaches "
+                f"{100 * base['test_accuracy']:.2f}% test accuracy at {base['latency_ms']:.3g} ms measured. "
+            )
+            if best:
+                text += (
+                    f"The fastest lambda > 0 within {entry['tolerance_points']} accuracy points is lambda "
+                    f"{best['lambda']:g}: {best['latency_ms']:.3g} ms, **{best['latency_ratio']:.2f}x the "
+                    f"baseline's latency** ({1 / best['latency_ratio']:.2f}x faster) at "
+                    f"{best['accuracy_change_points']:+.2f} accuracy points."
+                )
+            else:
+                text += f"No lambda > 0 stays within {entry['tolerance_points']} accuracy points of it."
+            rho = entry.get("spearman_lambda_latency")
+            if rho is not None:
+                text += f" Spearman correlation of lambda and measured latency over the sweep: {rho:.2f}."
+            parts.append(text)
+            sweep = pd.DataFrame(entry["sweep"])
+            sweep["test_accuracy"] *= 100
+            sweep["accuracy_std"] *= 100
+            sweep = sweep.rename(columns={"test_accuracy": "test_accuracy_%", "accuracy_std": "sd_points"})
+            order = ["lambda", "seeds", "test_accuracy_%", "sd_points", "latency_ms", "predicted_latency_ms"]
+            parts.append(sweep[order])
+        sections.append((f"Target {target}", parts))
+    return sections
+
+
+def to_markdown(comparisons, pareto) -> str:
+    lines = ["# LENNA run summary", ""]
+    for heading, parts in _sections(comparisons, pareto):
+        lines += [f"## {heading}", ""]
+        for part in parts:
+            if isinstance(part, pd.DataFrame):
+                cols = list(part.columns)
+                lines.append("| " + " | ".join(cols) + " |")
+                lines.append("|" + " --- |" * len(cols))
+                for _, row in part.iterrows():
+                    lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+            else:
+                lines.append(part)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(comparisons, pareto) -> str:
+    out = ["<h2>LENNA run summary</h2>"]
+    for heading, parts in _sections(comparisons, pareto):
+        out.append(f"<h3>{html.escape(heading)}</h3>")
+        for part in parts:
+            if isinstance(part, pd.DataFrame):
+                out.append(part.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))
+            else:
+                text = html.escape(part)
+                while "**" in text:
+                    text = text.replace("**", "<b>", 1).replace("**", "</b>", 1)
+                out.append(f"<p>{text}</p>")
+    return "\n".join(out) + "\n"
