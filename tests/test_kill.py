@@ -2,7 +2,9 @@
 are kept (and write-protected), and the next run completes the dataset."""
 
 import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -79,3 +81,21 @@ def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tmp_p
     shard.unlink()  # the user removes the bad shard: the next run times it again and finishes
     run_snakemake(workdir, dataset)
     assert len(pd.read_parquet(workdir / dataset)) == 24
+
+
+def test_a_genotype_file_with_an_unknown_op_stops_training_naming_it_and_leaves_no_metrics(
+    tiny_run, tmp_path
+):
+    source, _ = tiny_run
+    workdir = tmp_path / "work"
+    shutil.copytree(source, workdir, symlinks=True)
+    run = workdir / "results" / "search" / "cpu" / "mlp" / "lambda-0" / "seed-0"
+    genotype = json.loads((run / "genotype.json").read_text())
+    genotype["normal"][0][0] = "conv_9x9"
+    (run / "genotype.json").write_text(json.dumps(genotype))
+    metrics = "results/search/cpu/mlp/lambda-0/seed-0/final/metrics.json"
+    proc = run_snakemake(workdir, metrics, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "genotype.json: normal[0]: unknown op 'conv_9x9'" in out, out[-3000:]
+    assert not (workdir / metrics).exists()

@@ -127,3 +127,14 @@ def test_gates_choose_which_candidate_runs_and_reject_absent_ops():
     assert cell.active_ops()[1] == "sep_conv_3x3"
     with pytest.raises(ValueError, match="not a candidate"):
         cell.set_gates(["sep_conv_3x3"] * 14)  # edge 0 holds skip_connect only
+
+
+def test_a_genotype_file_is_loaded_and_a_bad_one_named(tmp_path):
+    path = tmp_path / "genotype.json"
+    path.write_text(DARTS_V2.to_json())
+    assert Genotype.load(path) == DARTS_V2
+    path.write_text(str(DARTS_V2).replace("sep_conv_3x3", "conv_9x9", 1))
+    with pytest.raises(GenotypeError, match=r"genotype.json: normal\[0\]: unknown op 'conv_9x9'"):
+        Genotype.load(path)
+    with pytest.raises(GenotypeError, match="missing.json: cannot read"):
+        Genotype.load(tmp_path / "missing.json")

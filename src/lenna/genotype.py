@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from lenna.cell import Cell, CellShape, Edge
 from lenna.network import Macro, Network, cell_shapes
@@ -82,6 +83,16 @@ class Genotype:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
             raise GenotypeError(f"not JSON: {err}") from None
+
+    @classmethod
+    def load(cls, path) -> Genotype:
+        """A genotype file (text form or JSON); any problem is a `GenotypeError` naming the file."""
+        try:
+            return cls.parse(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as err:
+            raise GenotypeError(f"{path}: cannot read the genotype ({err})") from None
+        except GenotypeError as err:
+            raise GenotypeError(f"{path}: {err}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)

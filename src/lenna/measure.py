@@ -247,7 +247,8 @@ def _out_of_memory_as_failure(device: torch.device):
         raise _OutOfMemory(f"out of memory: {str(err).splitlines()[0]}") from None
     except RuntimeError as err:
         text = str(err).lower()
-        if "out of memory" not in text and "not enough memory" not in text:
+        # CUDA: "out of memory"; the CPU allocator: "can't allocate memory" (ENOMEM).
+        if not any(s in text for s in ("out of memory", "not enough memory", "can't allocate memory")):
             raise
         raise _OutOfMemory(f"out of memory: {str(err).splitlines()[0]}") from None
     finally:

@@ -348,7 +348,7 @@ def run_search(
                 a_opt.step()
                 timing["alpha_step_s"] += time.perf_counter() - t0
                 timing["alpha_steps"] += 1
-                sums["arch_loss"] += float(base) * len(y_a)
+                sums["arch_loss"] += base.item() * len(y_a)
                 sums["arch_acc"] += acc * len(y_a)
                 sums["n_a"] += len(y_a)
             t0 = time.perf_counter()

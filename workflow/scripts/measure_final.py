@@ -15,7 +15,7 @@ p = snakemake.params
 target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["threads"], p.target["dtype"])
 device_str = snakemake.resources.device
 device = pin_device(device_str, target.threads)
-genotype = Genotype.from_json(open(snakemake.input.genotype).read())
+genotype = Genotype.load(snakemake.input.genotype)
 with device_lock(device_str):
     measured = measure_networks(
         [genotype], {"final": Macro(**p.macro)}, target, device, TimingProtocol(**p.protocol)

@@ -12,5 +12,5 @@ search_history(history, f"search {run}", snakemake.output.history)
 alpha_evolution(
     history, op_set(snakemake.params.op_set), f"architecture weights, {run}", snakemake.output.alphas
 )
-genotype = Genotype.from_json(open(snakemake.input.genotype).read())
+genotype = Genotype.load(snakemake.input.genotype)
 draw_genotype(genotype, f"derived cells, {run}", snakemake.output.cells)

@@ -13,7 +13,7 @@ from lenna.tables import write_json, write_parquet
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 p = snakemake.params
 torch.set_num_threads(snakemake.threads)
-genotype = Genotype.from_json(open(snakemake.input.genotype).read())
+genotype = Genotype.load(snakemake.input.genotype)
 history, metrics = train_final(
     genotype, Macro(**p.macro), load_data(p.data), FinalSettings(**p.settings), p.seed, log=logging.info
 )
