@@ -7,6 +7,7 @@ workflow/report/ say how to read them.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import matplotlib
 
@@ -103,8 +104,6 @@ def throughput_table(shards: pd.DataFrame, title: str, path) -> None:
 
 
 def _write_html(path, title: str, text: str, table: pd.DataFrame) -> None:
-    from pathlib import Path
-
     body = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
     Path(path).write_text(f"<h3>{html.escape(title)}</h3>\n<p>{html.escape(text)}</p>\n{body}\n")
 
