@@ -58,11 +58,12 @@ def lambda_label(value) -> str:
     return format(float(value), "g")
 
 
-def search_settings(config: dict):
+def search_settings(section: dict):
+    """`SearchSettings` from the ``search`` config section (the sweep lists are ignored)."""
     from lenna.search import SearchSettings
 
     keys = set(SearchSettings.__dataclass_fields__)
-    settings = {k: v for k, v in config["search"].items() if k in keys}
+    settings = {k: v for k, v in section.items() if k in keys}
     if "alpha_betas" in settings:
         settings["alpha_betas"] = tuple(settings["alpha_betas"])
     return SearchSettings(**settings)

@@ -1,6 +1,5 @@
 """Snakemake adapter: one latency-aware DARTS search (target x predictor x lambda x seed)."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -25,7 +24,7 @@ genotype, history, summary = run_search(
     macro,
     op_set(p.search_space["op_set"]),
     p.search_space["steps"],
-    search_settings({"search": p.settings}),
+    search_settings(p.settings),
     p.lam,
     p.seed,
     expected_latency=lambda a_normal, a_reduce: predictor.expected_network_latency(
@@ -38,5 +37,5 @@ write_parquet(history, snakemake.output.history)
 write_json(
     summary | {"predictor": snakemake.wildcards.model, "genotype": str(genotype)}, snakemake.output.summary
 )
-write_json(json.loads(genotype.to_json()), snakemake.output.genotype)
+write_json(genotype.to_dict(), snakemake.output.genotype)
 logging.info("derived %s", genotype)
