@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,10 @@ def run_snakemake(
     configfile: Path = TINY,
     check: bool = True,
     snakefile: Path = ROOT / "Snakefile",
+    env: dict | None = None,
 ):
-    """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI."""
+    """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI;
+    ``env`` adds environment variables."""
     cmd = [
         *SNAKEMAKE,
         "--snakefile",
@@ -31,7 +34,7 @@ def run_snakemake(
         "2",
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"

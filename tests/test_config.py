@@ -9,6 +9,7 @@ INVALID = [
     ({"targets.cpu.devices": []}, "devices"),
     ({"targets.cpu.devices": ["tpu:0"]}, "targets.cpu.devices"),
     ({"targets.cpu.batch_size": "64"}, "batch_size"),
+    ({"targets.cpu.hardware": "Xeon (R) 8280"}, "hardware"),
     ({"datasets.split": {"train": 0.6, "val": 0.3, "test": 0.3}}, "datasets.split"),
     ({"macro.search": {"init_channels": 64, "layers": 3, "input_size": 8}}, "macro.search.init_channels"),
     ({"sampling.samplers": {"discrete": 1.0, "uniform": 1.0}}, "samplers"),

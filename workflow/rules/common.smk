@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The package of this checkout (installed editable by ./setup-env, so jobs import the same code);
@@ -14,12 +15,15 @@ sys.path.insert(0, str(SRC))
 
 from lenna import config as cfg  # noqa: E402
 from lenna import search_config  # noqa: E402
+from lenna.hardware import HardwareError, target_hardware  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
     cfg.check_config(config)
     search_config.check_search(config)
-except cfg.ConfigError as err:
+    # The hardware model of every measured target: part of what decides its labels.
+    HARDWARE = {t: target_hardware(t, s) for t, s in config["targets"].items()}
+except (cfg.ConfigError, HardwareError) as err:
     raise ValueError(f"invalid config: {err}") from None
 
 MEASURED = sorted(config["targets"])
@@ -41,6 +45,15 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# Between-workflow output cache (`snakemake --cache`, cache folder in $SNAKEMAKE_OUTPUT_CACHE):
+# the timing and predictor-training rules are eligible when it is on (`cache: CACHE`; written so
+# to spare every other run a warning per rule). Everything that decides their output is in their
+# params and inputs, the target's hardware model included. Snakemake refuses a benchmark file
+# for a cacheable rule (a result taken from the cache has no run time), so these rules record
+# their run time in their own output and log instead.
+CACHE = workflow.enable_cache
+
+
 def pkg(*modules):
     """Package modules that a job runs, listed as its inputs so that editing them re-runs it."""
     return [str(SRC / "lenna" / m) for m in modules]
@@ -58,18 +71,43 @@ def shard_device(wildcards):
 
 
 def measure_threads(wildcards):
-    # A CPU timing job holds every core so that no other job runs beside it; the torch thread
-    # count it times with is the target's `threads`, a separate setting.
-    if shard_device(wildcards) == "cpu":
-        return workflow.cores
-    return 1
+    """A CPU timing job holds every local core so that no other job runs beside it (the torch
+    thread count it times with is the target's `threads`, a separate setting). Under a cluster
+    executor it asks for the threads it times with; the slurm profile makes it exclusive.
+    """
+    if shard_device(wildcards) != "cpu":
+        return 1
+    if workflow.local_exec:
+        try:
+            return workflow.cores
+        except WorkflowError:  # no --cores: only possible where jobs are not run here
+            pass
+    return config["targets"][wildcards.target]["threads"]
 
 
 def target_params(wildcards):
-    """What decides a target's labels. Device ids are not in it: devices of a target are
-    interchangeable, so moving a shard to another device does not re-time it."""
+    """What decides a target's labels: its settings, name and hardware model. Device ids are
+    not in it: devices of a target are interchangeable, so moving a shard to another device of
+    the same model does not re-time it, while other hardware does."""
     settings = config["targets"][wildcards.target]
-    return {k: v for k, v in settings.items() if k != "devices"}
+    return {
+        **{k: v for k, v in settings.items() if k != "devices"},
+        "name": wildcards.target,
+        "hardware": HARDWARE[wildcards.target],
+    }
+
+
+def cluster_gpu(wildcards):
+    """GPUs a timing job asks a cluster scheduler for (SLURM: `--gpus`); 0 on a CPU target."""
+    return int(shard_device(wildcards) != "cpu")
+
+
+def cluster_gpu_model(wildcards):
+    """The GPU type a timing job asks a cluster for: the target's declared `hardware`."""
+    settings = config["targets"][wildcards.target]
+    if shard_device(wildcards) == "cpu" or not settings.get("hardware"):
+        return None
+    return settings["hardware"]
 
 
 def device_slot(device):
@@ -81,16 +119,25 @@ DEVICE_SLOTS = sorted(
 )
 
 
-def device_slot_resources():
-    """One resource per device (e.g. `dev_cuda0`), of which a timing job holds one unit of its
-    own device's; profiles cap each at 1 so that no two timing jobs share a device."""
-    return {
+def device_resources():
+    """Resources of a job that runs on a target's device. Locally: one unit of a resource per
+    device (e.g. `dev_cuda0`), of which the job holds its own device's, and which profiles cap at
+    1 so that no two timing jobs share a device; `device` tells the job which one it is. Under
+    SLURM: `gpu` / `gpu_model`, with which the executor plugin asks for a GPU of the target's
+    model (the scheduler then pins it)."""
+    slots = {
         slot: (
             lambda wildcards, slot=slot: int(
                 device_slot(shard_device(wildcards)) == slot
             )
         )
         for slot in DEVICE_SLOTS
+    }
+    return {
+        **slots,
+        "device": shard_device,
+        "gpu": cluster_gpu,
+        "gpu_model": cluster_gpu_model,
     }
 
 

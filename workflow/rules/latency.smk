@@ -6,14 +6,12 @@ rule measure_latency:
         protected("results/latency/{target}/shard-{shard}.parquet"),
     log:
         "logs/measure_latency/{target}/shard-{shard}.log",
-    benchmark:
-        "results/benchmarks/measure_latency/{target}/shard-{shard}.tsv"
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     threads: measure_threads
     resources:
-        **device_slot_resources(),
-        device=shard_device,
+        **device_resources(),
     params:
         target=target_params,
         protocol=config["measurement"],

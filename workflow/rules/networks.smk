@@ -13,14 +13,12 @@ rule measure_networks:
         protected("results/networks/{target}/measured.parquet"),
     log:
         "logs/measure_networks/{target}.log",
-    benchmark:
-        "results/benchmarks/measure_networks/{target}.tsv"
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     threads: measure_threads
     resources:
-        **device_slot_resources(),
-        device=shard_device,
+        **device_resources(),
     params:
         check=config["check_networks"],
         search_space=config["search_space"],

@@ -8,6 +8,7 @@ rule train_constant:
         weights="results/predictors/{target}/constant/weights.npz",
     log:
         "logs/train_constant/{target}.log",
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     script:
@@ -24,6 +25,7 @@ rule train_elasticnet:
         weights="results/predictors/{target}/elasticnet/weights.npz",
     log:
         "logs/train_elasticnet/{target}.log",
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     params:
@@ -44,8 +46,7 @@ rule train_mlp:
         history="results/predictors/{target}/mlp/history.parquet",
     log:
         "logs/train_mlp/{target}.log",
-    benchmark:
-        "results/benchmarks/train_mlp/{target}.tsv"
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     params:
@@ -127,14 +128,12 @@ rule measure_lut:
         protected("results/lut/{target}/lut.parquet"),
     log:
         "logs/measure_lut/{target}.log",
-    benchmark:
-        "results/benchmarks/measure_lut/{target}.tsv"
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     threads: measure_threads
     resources:
-        **device_slot_resources(),
-        device=shard_device,
+        **device_resources(),
     params:
         search_space=config["search_space"],
         macro=macro_ranges(),
@@ -156,6 +155,7 @@ rule train_lut:
         weights="results/predictors/{target}/lut/weights.npz",
     log:
         "logs/train_lut/{target}.log",
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     params:
@@ -176,6 +176,7 @@ rule train_flops:
         weights="results/predictors/{target}/flops/weights.npz",
     log:
         "logs/train_flops/{target}.log",
+    cache: CACHE
     conda:
         "../../envs/torch.yaml"
     params:

@@ -5,11 +5,6 @@ rule data_figures:
     input:
         table="results/datasets/{target}/latency.parquet",
         shards=latency_shards,
-        benchmarks=lambda wildcards: expand(
-            "results/benchmarks/measure_latency/{target}/shard-{shard}.tsv",
-            target=wildcards.target,
-            shard=SHARDS,
-        ),
         code=pkg("figures.py"),
     output:
         distribution=report(

@@ -95,8 +95,7 @@ rule measure_final:
         "../../envs/search.yaml"
     threads: measure_threads
     resources:
-        **device_slot_resources(),
-        device=shard_device,
+        **device_resources(),
     params:
         macro=network_macro("final"),
         target=target_params,

@@ -5,7 +5,7 @@ import re
 import pandas as pd
 
 from lenna.figures import convergence, label_dispersion, label_distribution, throughput_table
-from lenna.tables import read_parquet
+from lenna.tables import read_metadata, read_parquet
 
 target = snakemake.wildcards.target
 table = read_parquet(snakemake.input.table, ["latency_ms", "label_kind", "dispersion", "replicates_ms"])
@@ -13,7 +13,7 @@ label_distribution(table, f"latency labels on {target}", snakemake.output.distri
 label_dispersion(table, f"label noise on {target}", snakemake.output.dispersion)
 convergence(table, f"expected-latency convergence on {target}", snakemake.output.convergence)
 rows = []
-for shard, bench in zip(snakemake.input.shards, snakemake.input.benchmarks, strict=True):
+for shard in snakemake.input.shards:
     labels = read_parquet(shard, ["label_kind", "status"])
     ok = labels[labels["status"] == "ok"]["label_kind"].value_counts()
     rows.append(
@@ -21,7 +21,7 @@ for shard, bench in zip(snakemake.input.shards, snakemake.input.benchmarks, stri
             "shard": int(re.search(r"shard-(\d+)", shard).group(1)),
             "discrete": int(ok.get("discrete", 0)),
             "expected": int(ok.get("expected", 0)),
-            "seconds": float(pd.read_csv(bench, sep="\t")["s"].iloc[0]),
+            "seconds": float(read_metadata(shard)["elapsed_s"]),
         }
     )
 throughput_table(pd.DataFrame(rows), f"timing throughput on {target}", snakemake.output.throughput)

@@ -29,7 +29,12 @@ with device_lock(device_str):
 write_parquet(
     rows,
     snakemake.output[0],
-    metadata={"schema_version": LATENCY_SCHEMA_VERSION, "protocol": snakemake.params.protocol},
+    # The job's timing wall time travels with the shard (also when it comes from the cache).
+    metadata={
+        "schema_version": LATENCY_SCHEMA_VERSION,
+        "protocol": snakemake.params.protocol,
+        "elapsed_s": elapsed,
+    },
 )
 logging.info(
     "%d specs on %s in %.1f s (%.1f labels/min); status %s",

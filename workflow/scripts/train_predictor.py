@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 import torch
 
@@ -29,6 +30,7 @@ training = {
     "normaliser": {"mean": normaliser["mean"], "std": normaliser["std"]},
 }
 model = snakemake.rule.removeprefix("train_")
+start = time.perf_counter()
 
 
 def shapes_with_batch():
@@ -61,4 +63,9 @@ else:
     )
     write_parquet(history, snakemake.output.history)
 predictor.save(snakemake.output.model.rsplit("/", 1)[0])
-logging.info("%s: %s", model, {k: predictor.description.get(k) for k in ("transform", "hyperparameters")})
+logging.info(
+    "%s: %s; trained in %.1f s",
+    model,
+    {k: predictor.description.get(k) for k in ("transform", "hyperparameters")},
+    time.perf_counter() - start,
+)
