@@ -19,6 +19,24 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light rules: under a cluster executor they run on the submitting host, not as cluster jobs.
+localrules:
+    all,
+    sample_specs,
+    merge_latency,
+    import_latency,
+    split_normalise,
+    train_constant,
+    train_flops,
+    evaluate_predictor,
+    compare_predictors,
+    check_networks,
+    pareto,
+    data_figures,
+    search_figures,
+    summary,
+
+
 rule all:
     input:
         all_outputs(),

@@ -36,7 +36,8 @@ def main():
     config["sampling"]["n_specs"] = args.specs
     config["sampling"]["specs_per_shard"] = -(-args.specs // args.shards)
     devices = [f"cuda:{i}" for i in range(args.devices)]
-    config["targets"] = {"gpus": {"devices": devices, "batch_size": 64, "threads": 1, "dtype": "float32"}}
+    target = {"devices": devices, "batch_size": 64, "threads": 1, "dtype": "float32", "hardware": "h100"}
+    config["targets"] = {"gpus": target}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scale.yaml"
         path.write_text(yaml.safe_dump(config))

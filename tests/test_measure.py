@@ -113,3 +113,11 @@ def test_a_held_device_lock_blocks_a_second_timing_job(tmp_path):
     assert held.stdout.strip() == "held"
     assert free.stdout.strip() == "free"
     assert os.path.exists(lock_file)
+
+
+def test_no_host_lock_on_a_gpu_the_cluster_scheduler_assigned(tmp_path):
+    slurm = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "5"}
+    with device_lock("cuda:0", str(tmp_path), env=slurm):
+        assert not (tmp_path / "lenna-device-cuda0.lock").exists()
+    with device_lock("cpu", str(tmp_path), env=slurm):  # a CPU is still locked per host
+        assert (tmp_path / "lenna-device-cpu.lock").exists()

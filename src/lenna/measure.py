@@ -79,14 +79,27 @@ def pin_device(device: str, threads: int, env: dict | None = None) -> torch.devi
         return torch.device("cpu")
     if not device.startswith("cuda:") or not device[5:].isdigit():
         raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
-    if not ("SLURM_JOB_ID" in env and env.get("CUDA_VISIBLE_DEVICES")):
+    if not scheduler_assigned_gpu(env):
         env["CUDA_VISIBLE_DEVICES"] = device[5:]
     return torch.device("cuda:0")
 
 
+def scheduler_assigned_gpu(env: dict | None = None) -> bool:
+    """Whether a cluster scheduler (SLURM) gave this job its GPU, and so keeps others off it."""
+    env = os.environ if env is None else env
+    return "SLURM_JOB_ID" in env and bool(env.get("CUDA_VISIBLE_DEVICES"))
+
+
 @contextlib.contextmanager
-def device_lock(device: str, lock_dir: str | None = None) -> Iterator[None]:
-    """Hold an exclusive per-host lock on ``device`` so two timing jobs never share it."""
+def device_lock(device: str, lock_dir: str | None = None, env: dict | None = None) -> Iterator[None]:
+    """Hold an exclusive per-host lock on ``device`` so two timing jobs never share it.
+
+    Not on a GPU that a cluster scheduler assigned: the scheduler keeps other jobs off it, and
+    the job's device id (its shard's `cuda:N`) is not the GPU it was given, so a lock by that id
+    would serialise unrelated jobs."""
+    if device != "cpu" and scheduler_assigned_gpu(env):
+        yield
+        return
     directory = Path(lock_dir or tempfile.gettempdir())
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"lenna-device-{device.replace(':', '')}.lock"

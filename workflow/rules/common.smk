@@ -102,6 +102,11 @@ def cluster_gpu(wildcards):
     return int(shard_device(wildcards) != "cpu")
 
 
+def cluster_exclusive(wildcards):
+    """A CPU timing job asks a cluster for a node of its own (on a GPU the GPU is its own)."""
+    return "--exclusive" if shard_device(wildcards) == "cpu" else None
+
+
 def cluster_gpu_model(wildcards):
     """The GPU type a timing job asks a cluster for: the target's declared `hardware`."""
     settings = config["targets"][wildcards.target]
@@ -124,7 +129,8 @@ def device_resources():
     device (e.g. `dev_cuda0`), of which the job holds its own device's, and which profiles cap at
     1 so that no two timing jobs share a device; `device` tells the job which one it is. Under
     SLURM: `gpu` / `gpu_model`, with which the executor plugin asks for a GPU of the target's
-    model (the scheduler then pins it)."""
+    model (the scheduler then pins it), and `slurm_extra` that gives a CPU timing job a node of
+    its own."""
     slots = {
         slot: (
             lambda wildcards, slot=slot: int(
@@ -138,6 +144,7 @@ def device_resources():
         "device": shard_device,
         "gpu": cluster_gpu,
         "gpu_model": cluster_gpu_model,
+        "slurm_extra": cluster_exclusive,
     }
 
 

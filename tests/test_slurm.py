@@ -1,0 +1,62 @@
+"""The tiny config through a real single-node SLURM cluster (Debian's slurm-wlm and munge on
+127.0.0.1) with the project's slurm profile: heavy jobs go through SLURM, light rules stay local."""
+
+import re
+import subprocess
+
+import pytest
+from slurm_cluster import slurm_cluster, unavailable_reason
+
+from conftest import ROOT, run_snakemake
+
+# The rules of the Snakefile's `localrules`: run on the submitting host, never as SLURM jobs.
+LOCAL = {"sample_specs", "merge_latency", "split_normalise", "train_constant", "train_flops", "pareto"}
+# Jobs of the tiny config that must have been SLURM jobs (rule: count).
+CLUSTER = {
+    "measure_latency": 3,
+    "measure_lut": 1,
+    "measure_networks": 1,
+    "train_elasticnet": 1,
+    "train_mlp": 1,
+    "train_lut": 1,
+    "learning_curve": 1,
+    "darts_search": 4,
+    "train_final": 4,
+    "measure_final": 4,
+}
+
+
+@pytest.mark.slow
+def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(tmp_path):
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no SLURM test cluster: {reason}")
+    workdir = tmp_path / "work"
+    with slurm_cluster(tmp_path / "slurm") as cluster:
+        proc = run_snakemake(
+            workdir,
+            "--workflow-profile",
+            str(ROOT / "profiles" / "slurm"),
+            *cluster.snakemake_args(),
+            env=cluster.env,
+        )
+        # Comment (rule and wildcards, set by the executor plugin), state, may others share the node.
+        jobs = cluster.run("squeue", "--states=all", "--noheader", "--format=%k|%T|%h").stdout
+        cluster.check_alive()
+    states = [line.split("|") for line in jobs.split()]
+    assert states and all(state == "COMPLETED" for _, state, _ in states), jobs
+    submitted = {}
+    for comment, _, shared in states:
+        rule = re.match(r"rule_(\w+?)_wildcards_", comment).group(1)
+        submitted[rule] = submitted.get(rule, 0) + 1
+        # CPU timing jobs had the node to themselves (--exclusive); the others shared it.
+        assert shared == ("NO" if rule.startswith("measure_") else "OK"), (rule, shared)
+    assert submitted == CLUSTER, jobs
+    assert not LOCAL & submitted.keys()
+    assert "localrule sample_specs:" in proc.stdout + proc.stderr
+    # The run is complete: the Pareto table, the summary and the report are there.
+    for path in ("results/pareto/cpu/pareto.csv", "results/summary.md", "results/report.html"):
+        assert (workdir / path).exists(), path
+    # Every daemon the test started is gone.
+    left = subprocess.run(["pgrep", "-f", str(tmp_path / "slurm")], capture_output=True, text=True)
+    assert left.stdout.strip() == "", left.stdout
