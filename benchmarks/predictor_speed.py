@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import yaml
 
+from lenna.config import network_macro
 from lenna.network import Macro
 from lenna.predictor import load_predictor
 
@@ -34,11 +35,7 @@ def main():
     torch.set_num_threads(args.threads)
     config = yaml.safe_load(Path(args.config).read_text())
     test = pd.read_parquet(Path("results/datasets") / args.target / "test.parquet")
-    macro_cfg = config["macro"]
-    macro = Macro(
-        **macro_cfg["search"],
-        **{k: macro_cfg[k] for k in ("input_channels", "num_classes", "stem_multiplier")},
-    )
+    macro = Macro(**network_macro(config["macro"], "search"))
     report = {"n": args.n, "threads": args.threads, "models": {}}
     for directory in sorted(Path("results/predictors", args.target).iterdir()):
         if not (directory / "model.json").exists():

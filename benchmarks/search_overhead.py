@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import yaml
 
+from lenna.config import network_macro
 from lenna.data import load_data
 from lenna.network import Macro
 from lenna.ops import op_set
@@ -37,8 +38,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load(Path(args.config).read_text())
-    m = config["macro"]
-    macro = Macro(**m["search"], **{k: m[k] for k in ("input_channels", "num_classes", "stem_multiplier")})
+    macro = Macro(**network_macro(config["macro"], "search"))
     space = config["search_space"]
     search = config["search"]
     batch_size = config["targets"][args.target]["batch_size"]

@@ -10,7 +10,8 @@ CACHED = [f"results/latency/cpu/shard-{s}.parquet" for s in range(3)] + ["result
 
 def run_cached(workdir, cache, configfile, *targets):
     env = {"SNAKEMAKE_OUTPUT_CACHE": str(cache)}
-    return run_snakemake(workdir, "--cache", *targets, configfile=configfile, env=env)
+    # Targets first: `--cache` takes the words after it as names of rules to cache.
+    return run_snakemake(workdir, *targets, "--cache", configfile=configfile, env=env)
 
 
 def timed_here(workdir):

@@ -93,12 +93,16 @@ def macro_cell_shapes(search_space: dict, macro: dict) -> tuple[CellShape, ...]:
     )
 
 
+def network_macro(macro: dict, name: str) -> dict:
+    """The complete settings of network ``name`` ("search" or "final") of the config's ``macro``
+    section, as keyword arguments of `Macro`."""
+    common = ("input_channels", "num_classes", "stem_multiplier")
+    return {**macro[name], **{k: macro[k] for k in common}}
+
+
 def reference_shape(config: dict) -> CellShape:
     """Where the timing jobs' reference cell sits: the first cell of the search network."""
-    macro = config["macro"]
-    search = Macro(
-        **macro["search"], input_channels=macro["input_channels"], stem_multiplier=macro["stem_multiplier"]
-    )
+    search = Macro(**network_macro(config["macro"], "search"))
     steps = config["search_space"]["steps"]
     return cell_shapes(search, steps, steps)[0]
 

@@ -205,8 +205,7 @@ def search_params():
 
 def network_macro(name):
     """The complete macro settings of the search or the final network."""
-    common = ("input_channels", "num_classes", "stem_multiplier")
-    return {**config["macro"][name], **{k: config["macro"][k] for k in common}}
+    return cfg.network_macro(config["macro"], name)
 
 
 def search_runs(wildcards, name):

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from lenna.config import network_macro
 from lenna.measure import Target, TimingProtocol, device_lock, pin_device
 from lenna.network import Macro
 from lenna.networks import measure_networks, random_genotype
@@ -20,8 +21,7 @@ genotypes = [
     random_genotype(rng, p.search_space["op_set"], p.search_space["steps"])
     for _ in range(p.check["n_genotypes"])
 ]
-common = {k: p.macro[k] for k in ("input_channels", "num_classes", "stem_multiplier")}
-macros = {name: Macro(**p.macro[name], **common) for name in ("search", "final")}
+macros = {name: Macro(**network_macro(p.macro, name)) for name in ("search", "final")}
 with device_lock(device_str):
     start = time.perf_counter()
     table = measure_networks(genotypes, macros, target, device, TimingProtocol(**p.protocol))
