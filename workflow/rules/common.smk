@@ -21,8 +21,13 @@ validate(config, "../schemas/config.schema.yaml")
 try:
     cfg.check_config(config)
     search_config.check_search(config)
-    # The hardware model of every measured target: part of what decides its labels.
-    HARDWARE = {t: target_hardware(t, s) for t, s in config["targets"].items()}
+    # The hardware model of every measured target: part of what decides its labels. Not in a
+    # cluster job: its params were fixed and recorded where the DAG was built, and a node may not
+    # see the target's devices by their ids.
+    HARDWARE = {
+        t: s.get("hardware", "") if workflow.remote_exec else target_hardware(t, s)
+        for t, s in config["targets"].items()
+    }
 except (cfg.ConfigError, HardwareError) as err:
     raise ValueError(f"invalid config: {err}") from None
 
@@ -73,7 +78,7 @@ def shard_device(wildcards):
 def measure_threads(wildcards):
     """A CPU timing job holds every local core so that no other job runs beside it (the torch
     thread count it times with is the target's `threads`, a separate setting). Under a cluster
-    executor it asks for the threads it times with; the slurm profile makes it exclusive.
+    executor it asks for the threads it times with, and for a node of its own (`slurm_extra`).
     """
     if shard_device(wildcards) != "cpu":
         return 1
