@@ -29,6 +29,7 @@ from lenna.config import reference_shape, sampling_plan, target_settings, timing
 from lenna.datasets import fit_normaliser, normalise
 from lenna.measure import device_lock, measure_specs, pin_device
 from lenna.specs import sample_specs
+from lenna.tables import read_metadata
 
 
 def forward_overhead(protocol, rows, kind) -> float:
@@ -122,8 +123,9 @@ def feature_dependence(data_dir, op_set_name, steps):
 
 
 def stage_time(target):
-    files = sorted(Path("results/benchmarks/measure_latency", target).glob("shard-*.tsv"))
-    seconds = [float(pd.read_csv(f, sep="\t")["s"].iloc[0]) for f in files]
+    """Wall time of the timing jobs, as each shard records it (`elapsed_s` in its metadata)."""
+    files = sorted(Path("results/latency", target).glob("shard-*.parquet"))
+    seconds = [float(read_metadata(f)["elapsed_s"]) for f in files]
     return {"shards": len(files), "total_s": float(sum(seconds)), "per_shard_s": float(np.mean(seconds))}
 
 
