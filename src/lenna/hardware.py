@@ -8,6 +8,7 @@ cache serve a measurement only to a target on the same model. A target may decla
 as under SLURM); otherwise it is read here, from /proc/cpuinfo or `nvidia-smi`.
 """
 
+import contextlib
 import platform
 import shutil
 import subprocess
@@ -19,9 +20,8 @@ class HardwareError(ValueError):
 
 
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-    path = Path(cpuinfo)
-    if path.exists():
-        for line in path.read_text().splitlines():
+    with contextlib.suppress(OSError):
+        for line in Path(cpuinfo).read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()

@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import gc
 import os
-import platform
 import socket
 import tempfile
 import time
@@ -33,6 +32,7 @@ import pandas as pd
 import torch
 
 from lenna.cell import Cell, CellShape, edge_list, sample_gates
+from lenna.hardware import cpu_model
 from lenna.ops import NONE, op_set
 from lenna.specs import spec_probs, spec_shape
 
@@ -114,11 +114,7 @@ def device_lock(device: str, lock_dir: str | None = None, env: dict | None = Non
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def provenance(target: Target, device_str: str, device: torch.device) -> dict:

@@ -1,7 +1,7 @@
 rule measure_latency:
     input:
         specs="results/specs/shard-{shard}.parquet",
-        code=pkg("measure.py", "cell.py", "ops.py", "specs.py"),
+        code=pkg("measure.py", "hardware.py", "cell.py", "ops.py", "specs.py"),
     output:
         protected("results/latency/{target}/shard-{shard}.parquet"),
     log:

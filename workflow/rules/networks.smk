@@ -3,6 +3,7 @@ rule measure_networks:
         code=pkg(
             "networks.py",
             "measure.py",
+            "hardware.py",
             "genotype.py",
             "network.py",
             "cell.py",

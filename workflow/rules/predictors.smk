@@ -123,7 +123,7 @@ rule compare_predictors:
 
 rule measure_lut:
     input:
-        code=pkg("lut.py", "measure.py", "ops.py", "cell.py"),
+        code=pkg("lut.py", "measure.py", "hardware.py", "ops.py", "cell.py"),
     output:
         protected("results/lut/{target}/lut.parquet"),
     log:

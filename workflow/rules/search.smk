@@ -79,6 +79,7 @@ rule measure_final:
         code=pkg(
             "networks.py",
             "measure.py",
+            "hardware.py",
             "predictor.py",
             "genotype.py",
             "network.py",
