@@ -34,6 +34,10 @@ localrules:
     pareto,
     data_figures,
     search_figures,
+    predictor_figures,
+    network_figure,
+    learning_curve_figure,
+    pareto_figure,
     summary,
 
 

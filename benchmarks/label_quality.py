@@ -25,11 +25,12 @@ import pandas as pd
 import yaml
 from sklearn.linear_model import RidgeCV
 
-from lenna.config import reference_shape, sampling_plan, target_settings, timing_protocol
+from lenna.config import reference_shape, target_settings, timing_protocol
 from lenna.datasets import fit_normaliser, normalise
-from lenna.measure import device_lock, measure_specs, pin_device
-from lenna.specs import sample_specs
-from lenna.tables import read_metadata
+from lenna.io import read_metadata
+from lenna.space.specs import sample_specs, sampling_plan
+from lenna.timing.devices import device_lock, pin_device
+from lenna.timing.labels import measure_specs
 
 
 def forward_overhead(protocol, rows, kind) -> float:

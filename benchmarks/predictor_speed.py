@@ -18,9 +18,8 @@ import pandas as pd
 import torch
 import yaml
 
-from lenna.config import network_macro
-from lenna.network import Macro
-from lenna.predictor import load_predictor
+from lenna.predictors.model import load_predictor
+from lenna.space.network import Macro, network_macro
 
 
 def main():

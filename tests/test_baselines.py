@@ -2,14 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lenna.cell import CellShape
 from lenna.datasets import feature_columns, import_external_table
-from lenna.lut import LUT_COLUMNS, all_parts, cell_parts, count_part, measure_lut
-from lenna.measure import pin_device
-from lenna.ops import OP_SETS
-from lenna.predictor import shape_vector
-from lenna.tables import DataError
-from lenna.training import fit_flops, fit_lut
+from lenna.io import DataError
+from lenna.predictors.baselines import count_part, fit_flops, fit_lut
+from lenna.predictors.model import shape_vector
+from lenna.space.cell import CellShape
+from lenna.space.ops import OP_SETS
+from lenna.timing.devices import pin_device
+from lenna.timing.parts import LUT_COLUMNS, all_parts, cell_parts, measure_lut
 from test_measure import CPU, FAST
 
 OPS = OP_SETS["darts"]

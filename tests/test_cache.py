@@ -1,7 +1,11 @@
 """Between-workflow caching: a second working directory reuses timings and trained predictors from
 Snakemake's output cache (`--cache`) instead of re-timing, and only for the same hardware model."""
 
+import pytest
+
 from conftest import run_snakemake, write_config
+
+pytestmark = pytest.mark.e2e
 
 # Every trained predictor of the tiny config: needs every timing shard and the lookup table.
 MODELS = [f"results/predictors/cpu/{m}/model.json" for m in ("constant", "flops", "lut", "elasticnet", "mlp")]

@@ -1,6 +1,21 @@
-import pytest
+"""Invalid configs are rejected before any job runs, with an error naming the key.
 
-from conftest import run_snakemake, write_config
+Every case is checked in-process (the JSON schema, then `lenna.config.check_config`, as the
+workflow does when it builds the DAG); a few go through the snakemake command line as well, to
+pin that the workflow runs those checks and writes nothing.
+"""
+
+import copy
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import ROOT, TINY, run_snakemake, write_config
+from lenna.config import ConfigError, check_config
+
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 INVALID = [
     ({"search_space.op_set": "lenna_v3"}, "search_space.op_set"),
@@ -46,7 +61,37 @@ INVALID = [
 ]
 
 
+def apply(config: dict, changes: dict) -> dict:
+    config = copy.deepcopy(config)
+    for dotted, value in changes.items():
+        node = config
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return config
+
+
+def test_the_tiny_config_passes_the_checks():
+    config = yaml.safe_load(TINY.read_text())
+    validate(config, str(SCHEMA))
+    check_config(config)
+
+
 @pytest.mark.parametrize("changes, key", INVALID, ids=[k for _, k in INVALID])
+def test_invalid_config_is_rejected_naming_the_key(changes, key):
+    config = apply(yaml.safe_load(TINY.read_text()), changes)
+    with pytest.raises((WorkflowError, ConfigError)) as error:
+        validate(config, str(SCHEMA))
+        check_config(config)
+    assert key in str(error.value)
+
+
+THROUGH_THE_CLI = [INVALID[0], INVALID[5], INVALID[-5]]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("changes, key", THROUGH_THE_CLI, ids=[k for _, k in THROUGH_THE_CLI])
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, changes, key):
     config = write_config(tmp_path / "bad.yaml", **changes)
     proc = run_snakemake(tmp_path / "work", configfile=config, check=False)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id, split_of
-from lenna.tables import DataError, read_parquet, write_parquet
+from lenna.io import DataError, read_parquet, write_parquet
 from test_measure import CPU, FAST
 from test_specs import CONFIG
 
@@ -13,9 +13,9 @@ FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Two real spec shards and their measured latency shards."""
-    from lenna.config import sampling_plan
-    from lenna.measure import measure_specs, pin_device
-    from lenna.specs import sample_specs
+    from lenna.space.specs import sample_specs, sampling_plan
+    from lenna.timing.devices import pin_device
+    from lenna.timing.labels import measure_specs
 
     root = tmp_path_factory.mktemp("shards")
     plan = sampling_plan(CONFIG)

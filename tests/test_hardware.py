@@ -2,7 +2,7 @@
 
 import pytest
 
-from lenna.hardware import HardwareError, cpu_model, target_hardware
+from lenna.timing.hardware import HardwareError, cpu_model, target_hardware
 
 
 def test_a_declared_model_is_used_as_it_is():

@@ -10,8 +10,11 @@ import subprocess
 import time
 
 import pandas as pd
+import pytest
 
 from conftest import ROOT, SNAKEMAKE, run_snakemake, write_config
+
+pytestmark = pytest.mark.e2e
 
 SLOW = {
     # Expected labels that run to max_resets keep each shard busy for seconds.

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import RidgeCV
 
-from lenna.config import sampling_plan
 from lenna.datasets import feature_columns, fit_normaliser, normalise, split_by_spec_id
-from lenna.measure import Target, TimingProtocol, measure_specs, pin_device
-from lenna.specs import sample_specs
+from lenna.space.specs import sample_specs, sampling_plan
+from lenna.timing.devices import Target, pin_device
+from lenna.timing.labels import measure_specs
+from lenna.timing.protocol import TimingProtocol
 
 WIDE = {
     "search_space": {"op_set": "darts", "steps": 4},

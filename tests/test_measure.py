@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lenna.cell import sample_gates
-from lenna.config import sampling_plan
-from lenna.measure import Target, TimingProtocol, device_lock, gate_seed, measure_specs, pin_device
-from lenna.ops import OP_SETS
-from lenna.specs import sample_specs, spec_probs
-from lenna.tables import read_parquet, write_parquet
+from lenna.io import read_parquet, write_parquet
+from lenna.space.cell import sample_gates
+from lenna.space.ops import OP_SETS
+from lenna.space.specs import sample_specs, sampling_plan, spec_probs
+from lenna.timing.devices import Target, device_lock, pin_device
+from lenna.timing.labels import gate_seed, measure_specs
+from lenna.timing.protocol import TimingProtocol
 from test_specs import CONFIG
 
 OPS = OP_SETS["darts"]

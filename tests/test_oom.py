@@ -12,18 +12,19 @@ import textwrap
 
 import pytest
 
-from lenna.config import sampling_plan
 from lenna.datasets import merge_latency
-from lenna.specs import sample_specs
-from lenna.tables import read_parquet, write_parquet
+from lenna.io import read_parquet, write_parquet
+from lenna.space.specs import sample_specs, sampling_plan
 from test_specs import CONFIG
 
 SCRIPT = textwrap.dedent(
     """
     import resource, sys
     import torch
-    from lenna.measure import Target, TimingProtocol, measure_specs, pin_device
-    from lenna.tables import read_parquet, write_parquet
+    from lenna.timing.devices import Target, pin_device
+    from lenna.timing.protocol import TimingProtocol
+    from lenna.timing.labels import measure_specs
+    from lenna.io import read_parquet, write_parquet
 
     specs = read_parquet(sys.argv[1])
     device = pin_device("cpu", 1)

@@ -7,7 +7,11 @@ import json
 import re
 from itertools import combinations
 
+import pytest
+
 from conftest import ROOT, run_snakemake, write_config
+
+pytestmark = pytest.mark.e2e
 
 DEVICES = ["cuda:0", "cuda:1", "cuda:2"]
 PROBE = ROOT / "tests" / "pinning" / "Snakefile"

@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from lenna.config import sampling_plan
 from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id
-from lenna.genotype import DARTS_V2
-from lenna.measure import measure_specs, pin_device
-from lenna.metrics import latency_metrics
-from lenna.network import Macro
-from lenna.predictor import PredictorError, load_predictor
-from lenna.specs import sample_specs
-from lenna.tables import write_parquet
-from lenna.training import fit_constant, fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
+from lenna.io import write_parquet
+from lenna.predictors.baselines import fit_constant
+from lenna.predictors.fitting import fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.model import PredictorError, load_predictor
+from lenna.space.genotype import DARTS_V2
+from lenna.space.network import Macro
+from lenna.space.specs import sample_specs, sampling_plan
+from lenna.timing.devices import pin_device
+from lenna.timing.labels import measure_specs
 from test_measure import CPU, FAST
 from test_specs import CONFIG
 

@@ -9,6 +9,8 @@ import pytest
 from chromium import Browser, find_browser
 from conftest import run_snakemake
 
+pytestmark = pytest.mark.e2e
+
 REQUIRED_CATEGORIES = {"Summary", "Data", "Predictors", "Networks", "Search", "Pareto"}
 
 # Every image result of the report decoded by the browser: name -> natural width (0: broken).

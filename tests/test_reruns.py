@@ -11,6 +11,8 @@ import pytest
 
 from conftest import ROOT, run_snakemake, write_config
 
+pytestmark = pytest.mark.e2e
+
 MEASURING = {"measure_latency", "measure_lut", "measure_networks"}
 
 
@@ -57,7 +59,8 @@ def test_adding_specs_samples_and_measures_only_the_new_shard(copy_run, tmp_path
     assert "measure_lut" not in jobs and "measure_networks" not in jobs
 
 
-SEARCH_STAGES = {"darts_search", "train_final", "measure_final", "search_figures", "pareto", "summary", "all"}
+PARETO = {"pareto", "pareto_figure", "summary", "all"}
+SEARCH_STAGES = {"darts_search", "train_final", "measure_final", "search_figures"} | PARETO
 
 
 def test_adding_a_lambda_runs_only_its_searches_evaluations_and_the_pareto_table(copy_run, tmp_path):
@@ -66,7 +69,7 @@ def test_adding_a_lambda_runs_only_its_searches_evaluations_and_the_pareto_table
     jobs = planned(repo, workdir, config)
     # one new lambda x two predictors x one seed
     new_runs = {"darts_search": 2, "train_final": 2, "measure_final": 2, "search_figures": 2}
-    assert jobs == new_runs | {"pareto": 1, "summary": 1, "all": 1}
+    assert jobs == new_runs | dict.fromkeys(PARETO, 1)
 
 
 def test_changing_a_search_setting_reruns_search_and_downstream_never_predictors(copy_run, tmp_path):
@@ -76,23 +79,46 @@ def test_changing_a_search_setting_reruns_search_and_downstream_never_predictors
     assert set(jobs) == SEARCH_STAGES and jobs["darts_search"] == 4
 
 
-def test_editing_the_search_module_reruns_search_and_downstream_only(copy_run):
-    repo, workdir, config = copy_run
-    module = repo / "src" / "lenna" / "search.py"
-    original = module.read_text()
-    module.write_text(original + "\n# an edit\n")
+def edited(repo, workdir, config, module: str) -> dict[str, int]:
+    """Jobs planned after appending a comment to package module ``module`` (restored after)."""
+    path = repo / "src" / "lenna" / module
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
     try:
-        jobs = planned(repo, workdir, config)
+        return planned(repo, workdir, config)
     finally:
-        module.write_text(original)
+        path.write_text(original)
+
+
+def test_editing_the_search_loop_reruns_search_and_downstream_only(copy_run):
+    jobs = edited(*copy_run, "search/loop.py")
     assert set(jobs) == SEARCH_STAGES and jobs["train_final"] == 4
 
 
-def test_editing_the_measurement_module_reruns_timing_and_downstream_only(copy_run):
-    repo, workdir, config = copy_run
-    module = repo / "src" / "lenna" / "measure.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
-    jobs = planned(repo, workdir, config)
+def test_editing_the_final_training_module_reruns_final_training_and_downstream_no_search(copy_run):
+    jobs = edited(*copy_run, "search/final.py")
+    assert set(jobs) == {"train_final"} | PARETO and jobs["train_final"] == 4
+
+
+def test_editing_a_figure_reruns_only_figures_and_the_report_summary(copy_run):
+    jobs = edited(*copy_run, "report/figures.py")
+    figures = {"data_figures", "search_figures", "predictor_figures", "network_figure"}
+    assert figures | {"learning_curve_figure", "pareto_figure", "all"} == set(jobs)
+
+
+def test_editing_the_timing_protocol_reruns_timing_and_downstream_only(copy_run):
+    jobs = edited(*copy_run, "timing/protocol.py")
     assert jobs["measure_latency"] == 3 and MEASURING <= set(jobs)
     assert "sample_specs" not in jobs
     assert jobs.get("merge_latency") == 1 and jobs.get("compare_predictors") == 1
+
+
+def test_editing_the_cell_labels_retimes_the_spec_shards_only(copy_run):
+    jobs = edited(*copy_run, "timing/labels.py")
+    assert jobs["measure_latency"] == 3 and not {"measure_lut", "measure_networks", "sample_specs"} & set(
+        jobs
+    )
+
+
+def test_editing_a_config_check_reruns_nothing(copy_run):
+    assert edited(*copy_run, "config.py") == {}

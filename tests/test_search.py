@@ -7,24 +7,18 @@ import pandas as pd
 import pytest
 import torch
 
-from lenna.cell import edge_list
-from lenna.data import DatasetError, _stratified_parts, load_cifar10, load_data, load_digits
 from lenna.datasets import feature_columns
-from lenna.genotype import Genotype
-from lenna.network import Macro
-from lenna.ops import op_set
-from lenna.pareto import headline, on_front, pareto_table
-from lenna.predictor import LatencyPredictor
-from lenna.search import (
-    FinalSettings,
-    SearchSettings,
-    SuperNet,
-    _SecondOrder,
-    derive_cell,
-    latency_term,
-    run_search,
-    train_final,
-)
+from lenna.predictors.model import LatencyPredictor
+from lenna.search.architect import SecondOrder, latency_term
+from lenna.search.final import FinalSettings, train_final
+from lenna.search.images import DatasetError, _stratified_parts, load_cifar10, load_data, load_digits
+from lenna.search.loop import SearchSettings, run_search
+from lenna.search.pareto import headline, on_front, pareto_table
+from lenna.search.supernet import SuperNet, derive_cell
+from lenna.space.cell import edge_list
+from lenna.space.genotype import Genotype
+from lenna.space.network import Macro
+from lenna.space.ops import op_set
 
 OPS = op_set("darts")
 STEPS = 4
@@ -167,7 +161,7 @@ def test_second_order_gradient_reduces_to_first_order_at_zero_step(digits_small)
     net.train()
     x_w, y_w = digits_small.train.x[:16], digits_small.train.y[:16]
     x_a, y_a = digits_small.train.x[16:32], digits_small.train.y[16:32]
-    _SecondOrder(net).grads(0.0, 0.0, x_w, y_w, x_a, y_a)
+    SecondOrder(net).grads(0.0, 0.0, x_w, y_w, x_a, y_a)
     second = [a.grad.clone() for a in net.alphas()]
     for a in net.alphas():
         a.grad = None
@@ -175,7 +169,7 @@ def test_second_order_gradient_reduces_to_first_order_at_zero_step(digits_small)
     for s, a in zip(second, net.alphas(), strict=True):
         assert torch.allclose(s, a.grad, atol=1e-6)
     # with a real step the unrolled gradient differs
-    _SecondOrder(net).grads(0.1, 3e-4, x_w, y_w, x_a, y_a)
+    SecondOrder(net).grads(0.1, 3e-4, x_w, y_w, x_a, y_a)
     assert not torch.allclose(second[0], net.alpha_normal.grad, atol=1e-6)
 
 
@@ -258,7 +252,7 @@ def test_final_training_learns_and_is_seeded():
     data = load_data(
         {"dataset": "digits", "split": {"train": 0.6, "val": 0.1, "test": 0.3}, "seed": 0, "limit": 300}
     )
-    from lenna.genotype import DARTS_V2
+    from lenna.space.genotype import DARTS_V2
 
     settings = FinalSettings(epochs=4, batch_size=32, lr=0.05)
     history, metrics = train_final(DARTS_V2, TINY_MACRO, data, settings, seed=3)

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from lenna.cell import Cell, CellShape, edge_list
-from lenna.genotype import DARTS_V2, Genotype, GenotypeError
-from lenna.network import Macro, Network, cell_shapes, count_parameters, reduction_layers
-from lenna.ops import NONE, OP_SETS, make_op
+from lenna.space.cell import Cell, CellShape, edge_list
+from lenna.space.genotype import DARTS_V2, Genotype, GenotypeError
+from lenna.space.network import Macro, Network, cell_shapes, count_parameters, reduction_layers
+from lenna.space.ops import NONE, OP_SETS, make_op
 
 DARTS_OPS = OP_SETS["darts"]
 

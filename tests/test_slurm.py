@@ -9,6 +9,8 @@ from slurm_cluster import slurm_cluster, unavailable_reason
 
 from conftest import ROOT, run_snakemake
 
+pytestmark = pytest.mark.e2e
+
 # The rules of the Snakefile's `localrules`: run on the submitting host, never as SLURM jobs.
 LOCAL = {"sample_specs", "merge_latency", "split_normalise", "train_constant", "train_flops", "pareto"}
 # Jobs of the tiny config that must have been SLURM jobs (rule: count).

@@ -2,12 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lenna.cell import edge_list
-from lenna.config import sampling_plan
-from lenna.network import Macro, cell_shapes
-from lenna.ops import NONE, OP_SETS
-from lenna.specs import prob_columns, sample_specs, spec_id, spec_probs, spec_shape
-from lenna.tables import write_parquet
+from lenna.io import write_parquet
+from lenna.space.cell import edge_list
+from lenna.space.network import Macro, cell_shapes
+from lenna.space.ops import NONE, OP_SETS
+from lenna.space.specs import prob_columns, sample_specs, sampling_plan, spec_id, spec_probs, spec_shape
 
 OPS = OP_SETS["darts"]
 CONFIG = {

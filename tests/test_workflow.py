@@ -3,10 +3,13 @@
 import json
 
 import pandas as pd
+import pytest
 
 from conftest import run_snakemake
 from lenna.datasets import LATENCY_COLUMNS
-from lenna.genotype import Genotype
+from lenna.space.genotype import Genotype
+
+pytestmark = pytest.mark.e2e
 
 
 def test_tiny_config_builds_the_datasets(tiny_run):
@@ -104,3 +107,11 @@ def test_tiny_config_searches_and_draws_the_pareto_front(tiny_run):
     latency = json.loads((run / "final" / "latency.json").read_text())
     assert latency["latency_ms"] > 0 and latency["predicted_latency_ms"] > 0
     assert (workdir / "results" / "pareto" / "cpu" / "pareto.svg").read_text().startswith("<?xml")
+
+
+def test_every_job_writes_its_declared_log(tiny_run):
+    workdir, _ = tiny_run
+    logs = sorted((workdir / "logs").rglob("*.log"))
+    rules = {path.relative_to(workdir / "logs").parts[0] for path in logs}
+    assert {"data_figures", "search_figures", "predictor_figures", "pareto_figure", "measure_latency"} <= rules
+    assert [str(p) for p in logs if p.stat().st_size == 0] == []

@@ -11,11 +11,12 @@ import math
 import os
 import re
 
-from lenna.cell import CellShape
-from lenna.measure import Target, TimingProtocol
-from lenna.network import Macro, cell_shapes
-from lenna.ops import OP_SETS, OPS
-from lenna.specs import SAMPLERS, SamplingPlan, macro_shapes
+from lenna.space.cell import CellShape
+from lenna.space.network import Macro, cell_shapes, network_macro
+from lenna.space.ops import OP_SETS, OPS
+from lenna.space.specs import SAMPLERS
+from lenna.timing.devices import Target
+from lenna.timing.protocol import TimingProtocol
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 
@@ -79,25 +80,7 @@ def check_config(config: dict) -> None:
     split = config["datasets"]["split"]
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
-
-
-def macro_cell_shapes(search_space: dict, macro: dict) -> tuple[CellShape, ...]:
-    """Every distinct cell shape of the networks in the macro ranges of a config."""
-    return macro_shapes(
-        macro["init_channels"],
-        macro["layers"],
-        macro["input_size"],
-        macro["input_channels"],
-        macro["stem_multiplier"],
-        search_space["steps"],
-    )
-
-
-def network_macro(macro: dict, name: str) -> dict:
-    """The complete settings of network ``name`` ("search" or "final") of the config's ``macro``
-    section, as keyword arguments of `Macro`."""
-    common = ("input_channels", "num_classes", "stem_multiplier")
-    return {**macro[name], **{k: macro[k] for k in common}}
+    check_search(config)
 
 
 def reference_shape(config: dict) -> CellShape:
@@ -105,18 +88,6 @@ def reference_shape(config: dict) -> CellShape:
     search = Macro(**network_macro(config["macro"], "search"))
     steps = config["search_space"]["steps"]
     return cell_shapes(search, steps, steps)[0]
-
-
-def sampling_plan(config: dict) -> SamplingPlan:
-    space, sampling = config["search_space"], config["sampling"]
-    shapes = macro_cell_shapes(space, config["macro"])
-    return SamplingPlan(
-        op_set=space["op_set"],
-        steps=space["steps"],
-        shapes=shapes,
-        sampler_weights=dict(sampling["samplers"]),
-        concentration=tuple(sampling["soft_concentration"]),
-    )
 
 
 def n_shards(config: dict) -> int:
@@ -142,3 +113,49 @@ def target_settings(config: dict, name: str) -> Target:
 
 def timing_protocol(config: dict) -> TimingProtocol:
     return TimingProtocol(**config["measurement"])
+
+
+def check_search(config: dict) -> None:
+    """The data, search and train_final sections: dataset against macro, predictor names."""
+    from lenna.search.images import DATASET_SHAPES
+
+    data = config["data"]
+    split = data["split"]
+    if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
+        raise ConfigError(f"data.split: shares {split} sum to {sum(split.values())}, not 1")
+    if data["dataset"] == "cifar10":
+        directory = data.get("cifar10_dir")
+        if not directory:
+            raise ConfigError("data.cifar10_dir: dataset cifar10 needs the directory of its python batches")
+        if not os.path.isdir(directory):
+            raise ConfigError(f"data.cifar10_dir: no such directory {directory!r}")
+    channels, pixels, classes = DATASET_SHAPES[data["dataset"]]
+    macro = config["macro"]
+    if macro["input_channels"] != channels:
+        raise ConfigError(
+            f"macro.input_channels: {macro['input_channels']}, but {data['dataset']} images have {channels}"
+        )
+    if macro["num_classes"] != classes:
+        raise ConfigError(f"macro.num_classes: {macro['num_classes']}, but {data['dataset']} has {classes}")
+    for name in ("search", "final"):
+        if macro[name]["input_size"] != pixels:
+            raise ConfigError(
+                f"macro.{name}.input_size: {macro[name]['input_size']}, but {data['dataset']} images "
+                f"are {pixels}x{pixels}"
+            )
+    search = config["search"]
+    models = config["predictors"]["models"]
+    for model in search["predictors"]:
+        if model not in models:
+            raise ConfigError(
+                f"search.predictors: {model!r} is not a trained predictor (predictors.models: {models})"
+            )
+    if search["warmup_epochs"] > search["epochs"]:
+        raise ConfigError(
+            f"search.warmup_epochs: {search['warmup_epochs']} exceeds search.epochs ({search['epochs']})"
+        )
+
+
+def lambda_label(value) -> str:
+    """How a lambda appears in paths: the shortest form of the float (0.1, 1, 1e-05)."""
+    return format(float(value), "g")

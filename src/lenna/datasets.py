@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lenna.ops import op_set
-from lenna.specs import SHAPE_COLUMNS, prob_columns
-from lenna.tables import DataError, read_parquet
+from lenna.io import DataError, read_parquet
+from lenna.space.ops import op_set
+from lenna.space.specs import SHAPE_COLUMNS, prob_columns
 
 LATENCY_COLUMNS = (
     "spec_id",
@@ -46,7 +46,11 @@ LATENCY_COLUMNS = (
     "cudnn_benchmark",
     "measured_at",
 )
+
+
 SPEC_FEATURE_COLUMNS = ("sampler", "op_set", "steps", *SHAPE_COLUMNS, "concentration")
+
+
 SPLITS = ("train", "val", "test")
 
 
@@ -189,8 +193,8 @@ def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFr
     ``spec_id`` (computed from the features if absent), ``label_kind`` (``discrete`` if every
     edge is one-hot, else ``expected``), ``device_name``. Any other column is an error, named.
     """
-    from lenna.cell import CellShape
-    from lenna.specs import spec_id
+    from lenna.space.cell import CellShape
+    from lenna.space.specs import spec_id
 
     path = str(path)
     if path.endswith(".csv"):

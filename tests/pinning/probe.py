@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from lenna.measure import device_lock, pin_device
+from lenna.timing.devices import device_lock, pin_device
 
 started = time.time()
 device_str = snakemake.resources.device

@@ -11,16 +11,17 @@ from snakemake.utils import validate
 # The package of this checkout (installed editable by ./setup-env, so jobs import the same code);
 # its modules are rule inputs, so editing one re-runs the rules that run it.
 SRC = Path(workflow.basedir) / "src"
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(SRC))
 
 from lenna import config as cfg  # noqa: E402
-from lenna import search_config  # noqa: E402
-from lenna.hardware import HardwareError, target_hardware  # noqa: E402
+from lenna.imports import package_modules  # noqa: E402
+from lenna.space.network import network_macro as macro_of  # noqa: E402
+from lenna.timing.hardware import HardwareError, target_hardware  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
     cfg.check_config(config)
-    search_config.check_search(config)
     # The hardware model of every measured target: part of what decides its labels. Not in a
     # cluster job: its params were fixed and recorded where the DAG was built, and a node may not
     # see the target's devices by their ids.
@@ -44,9 +45,7 @@ wildcard_constraints:
     target="|".join(TARGETS),
     shard=r"\d+",
     model="|".join(config["predictors"]["models"]),
-    lam="|".join(
-        re.escape(search_config.lambda_label(v)) for v in config["search"]["lambdas"]
-    ),
+    lam="|".join(re.escape(cfg.lambda_label(v)) for v in config["search"]["lambdas"]),
     seed=r"\d+",
 
 
@@ -59,9 +58,11 @@ wildcard_constraints:
 CACHE = workflow.enable_cache
 
 
-def pkg(*modules):
-    """Package modules that a job runs, listed as its inputs so that editing them re-runs it."""
-    return [str(SRC / "lenna" / m) for m in modules]
+def code_inputs(script):
+    """The package modules that workflow script ``script`` runs: its `lenna` imports, followed
+    transitively inside the package. Rules list them as inputs, so an edit of a module re-runs
+    exactly the rules whose scripts import it, directly or not."""
+    return [str(m) for m in package_modules(SCRIPTS / script, SRC)]
 
 
 def spec_shard_params(wildcards):
@@ -210,7 +211,7 @@ def search_params():
 
 def network_macro(name):
     """The complete macro settings of the search or the final network."""
-    return cfg.network_macro(config["macro"], name)
+    return macro_of(config["macro"], name)
 
 
 def search_runs(wildcards, name):
@@ -223,7 +224,7 @@ def run_files(target, name):
         "results/search/{target}/{model}/lambda-{lam}/seed-{seed}/{name}",
         target=target,
         model=config["search"]["predictors"],
-        lam=[search_config.lambda_label(v) for v in config["search"]["lambdas"]],
+        lam=[cfg.lambda_label(v) for v in config["search"]["lambdas"]],
         seed=config["search"]["seeds"],
         name=name,
     )
@@ -256,6 +257,17 @@ def all_outputs():
         for name in ("history.svg", "alphas.svg", "cells.svg")
         for path in run_files(target, name)
     ]
+    figures += [
+        f"results/{stage}/{target}/{model}/{name}"
+        for target in TARGETS
+        for model in target_models(target)
+        for stage, names in (
+            ("predictors", ["predicted_vs_measured.svg", "errors.svg"]),
+            ("networks", [] if target in EXTERNAL else ["predicted_vs_measured.svg"]),
+        )
+        for name in names
+    ]
+    figures += expand("results/predictors/{target}/learning_curve.svg", target=TARGETS)
     return (
         ["results/summary.md", "results/summary.html"]
         + figures

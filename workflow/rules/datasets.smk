@@ -2,7 +2,7 @@ rule merge_latency:
     input:
         specs=spec_shards,
         latency=latency_shards,
-        code=pkg("datasets.py", "tables.py"),
+        code=code_inputs("merge_latency.py"),
     output:
         table="results/datasets/{target}/latency.parquet",
         summary="results/datasets/{target}/summary.json",
@@ -21,7 +21,7 @@ rule merge_latency:
 rule import_latency:
     input:
         table=lambda wildcards: config["external_targets"][wildcards.target]["table"],
-        code=pkg("datasets.py", "tables.py", "specs.py"),
+        code=code_inputs("import_latency.py"),
     output:
         table="results/datasets/{target}/latency.parquet",
         summary="results/datasets/{target}/summary.json",
@@ -40,7 +40,7 @@ rule import_latency:
 rule split_normalise:
     input:
         table="results/datasets/{target}/latency.parquet",
-        code=pkg("datasets.py", "tables.py"),
+        code=code_inputs("split_normalise.py"),
     output:
         train="results/datasets/{target}/train.parquet",
         val="results/datasets/{target}/val.parquet",

@@ -1,14 +1,14 @@
 rule measure_latency:
     input:
         specs="results/specs/shard-{shard}.parquet",
-        code=pkg("measure.py", "hardware.py", "cell.py", "ops.py", "specs.py"),
+        code=code_inputs("measure_latency.py"),
     output:
         protected("results/latency/{target}/shard-{shard}.parquet"),
     log:
         "logs/measure_latency/{target}/shard-{shard}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/timing.yaml"
     threads: measure_threads
     resources:
         **device_resources(),

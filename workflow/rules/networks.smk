@@ -1,22 +1,13 @@
 rule measure_networks:
     input:
-        code=pkg(
-            "networks.py",
-            "measure.py",
-            "hardware.py",
-            "genotype.py",
-            "network.py",
-            "cell.py",
-            "ops.py",
-            "lut.py",
-        ),
+        code=code_inputs("measure_networks.py"),
     output:
         protected("results/networks/{target}/measured.parquet"),
     log:
         "logs/measure_networks/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/timing.yaml"
     threads: measure_threads
     resources:
         **device_resources(),
@@ -35,24 +26,13 @@ rule check_networks:
         measured="results/networks/{target}/measured.parquet",
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
-        code=pkg("networks.py", "predictor.py", "metrics.py", "plots.py"),
+        code=code_inputs("check_networks.py"),
     output:
         predictions="results/networks/{target}/{model}/predictions.parquet",
         metrics="results/networks/{target}/{model}/metrics.json",
-        scatter=report(
-            "results/networks/{target}/{model}/predicted_vs_measured.svg",
-            caption="../report/networks.rst",
-            category="Networks",
-            subcategory="{target}",
-            labels={
-                "target": "{target}",
-                "model": "{model}",
-                "figure": "whole networks",
-            },
-        ),
     log:
         "logs/check_networks/{target}/{model}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     script:
         "../scripts/check_networks.py"

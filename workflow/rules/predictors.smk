@@ -2,7 +2,7 @@ rule train_constant:
     input:
         train="results/datasets/{target}/train.parquet",
         normaliser="results/datasets/{target}/normaliser.json",
-        code=pkg("training.py", "predictor.py"),
+        code=code_inputs("train_predictor.py"),
     output:
         model="results/predictors/{target}/constant/model.json",
         weights="results/predictors/{target}/constant/weights.npz",
@@ -10,7 +10,7 @@ rule train_constant:
         "logs/train_constant/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     script:
         "../scripts/train_predictor.py"
 
@@ -19,7 +19,7 @@ rule train_elasticnet:
     input:
         train="results/datasets/{target}/train.parquet",
         normaliser="results/datasets/{target}/normaliser.json",
-        code=pkg("training.py", "predictor.py", "datasets.py"),
+        code=code_inputs("train_predictor.py"),
     output:
         model="results/predictors/{target}/elasticnet/model.json",
         weights="results/predictors/{target}/elasticnet/weights.npz",
@@ -27,7 +27,7 @@ rule train_elasticnet:
         "logs/train_elasticnet/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     params:
         hyper=config["predictors"]["elasticnet"],
     script:
@@ -39,7 +39,7 @@ rule train_mlp:
         train="results/datasets/{target}/train.parquet",
         val="results/datasets/{target}/val.parquet",
         normaliser="results/datasets/{target}/normaliser.json",
-        code=pkg("training.py", "predictor.py", "datasets.py", "metrics.py"),
+        code=code_inputs("train_predictor.py"),
     output:
         model="results/predictors/{target}/mlp/model.json",
         weights="results/predictors/{target}/mlp/weights.npz",
@@ -48,7 +48,7 @@ rule train_mlp:
         "logs/train_mlp/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     params:
         hyper=config["predictors"]["mlp"],
     script:
@@ -60,36 +60,14 @@ rule evaluate_predictor:
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
         test="results/datasets/{target}/test.parquet",
-        code=pkg("predictor.py", "metrics.py", "plots.py"),
+        code=code_inputs("evaluate_predictor.py"),
     output:
         metrics="results/predictors/{target}/{model}/metrics.json",
         predictions="results/predictors/{target}/{model}/predictions.parquet",
-        scatter=report(
-            "results/predictors/{target}/{model}/predicted_vs_measured.svg",
-            caption="../report/predicted_vs_measured.rst",
-            category="Predictors",
-            subcategory="{target}",
-            labels={
-                "target": "{target}",
-                "model": "{model}",
-                "figure": "predicted vs measured",
-            },
-        ),
-        errors=report(
-            "results/predictors/{target}/{model}/errors.svg",
-            caption="../report/errors.rst",
-            category="Predictors",
-            subcategory="{target}",
-            labels={
-                "target": "{target}",
-                "model": "{model}",
-                "figure": "relative errors",
-            },
-        ),
     log:
         "logs/evaluate_predictor/{target}/{model}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     script:
         "../scripts/evaluate_predictor.py"
 
@@ -98,6 +76,7 @@ rule compare_predictors:
     input:
         metrics=predictor_metrics,
         networks=network_metrics,
+        code=code_inputs("compare_predictors.py"),
     output:
         csv="results/predictors/{target}/comparison.csv",
         html=report(
@@ -114,7 +93,7 @@ rule compare_predictors:
     log:
         "logs/compare_predictors/{target}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/predictors.yaml"
     params:
         models=config["predictors"]["models"],
     script:
@@ -123,14 +102,14 @@ rule compare_predictors:
 
 rule measure_lut:
     input:
-        code=pkg("lut.py", "measure.py", "hardware.py", "ops.py", "cell.py"),
+        code=code_inputs("measure_lut.py"),
     output:
         protected("results/lut/{target}/lut.parquet"),
     log:
         "logs/measure_lut/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/timing.yaml"
     threads: measure_threads
     resources:
         **device_resources(),
@@ -149,7 +128,7 @@ rule train_lut:
         train="results/datasets/{target}/train.parquet",
         table="results/datasets/{target}/latency.parquet",
         normaliser="results/datasets/{target}/normaliser.json",
-        code=pkg("training.py", "predictor.py", "lut.py"),
+        code=code_inputs("train_predictor.py"),
     output:
         model="results/predictors/{target}/lut/model.json",
         weights="results/predictors/{target}/lut/weights.npz",
@@ -157,7 +136,7 @@ rule train_lut:
         "logs/train_lut/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     params:
         macro=macro_ranges(),
         batch_size=target_batch_size,
@@ -170,7 +149,7 @@ rule train_flops:
         train="results/datasets/{target}/train.parquet",
         table="results/datasets/{target}/latency.parquet",
         normaliser="results/datasets/{target}/normaliser.json",
-        code=pkg("training.py", "predictor.py", "lut.py"),
+        code=code_inputs("train_predictor.py"),
     output:
         model="results/predictors/{target}/flops/model.json",
         weights="results/predictors/{target}/flops/weights.npz",
@@ -178,7 +157,7 @@ rule train_flops:
         "logs/train_flops/{target}.log",
     cache: CACHE
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     params:
         macro=macro_ranges(),
         batch_size=target_batch_size,
@@ -192,26 +171,15 @@ rule learning_curve:
         val="results/datasets/{target}/val.parquet",
         test="results/datasets/{target}/test.parquet",
         normaliser="results/datasets/{target}/normaliser.json",
-        code=pkg("training.py", "predictor.py", "metrics.py", "plots.py"),
+        code=code_inputs("learning_curve.py"),
     output:
         csv="results/predictors/{target}/learning_curve.csv",
-        svg=report(
-            "results/predictors/{target}/learning_curve.svg",
-            caption="../report/learning_curve.rst",
-            category="Predictors",
-            subcategory="{target}",
-            labels={
-                "target": "{target}",
-                "model": "elasticnet, mlp",
-                "figure": "learning curve",
-            },
-        ),
     log:
         "logs/learning_curve/{target}.log",
     benchmark:
         "results/benchmarks/learning_curve/{target}.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predictors.yaml"
     params:
         fractions=config["predictors"]["learning_curve"],
         elasticnet=config["predictors"]["elasticnet"],

@@ -5,7 +5,7 @@ rule data_figures:
     input:
         table="results/datasets/{target}/latency.parquet",
         shards=latency_shards,
-        code=pkg("figures.py"),
+        code=code_inputs("data_figures.py"),
     output:
         distribution=report(
             "results/datasets/{target}/label_distribution.svg",
@@ -38,7 +38,7 @@ rule data_figures:
     log:
         "logs/data_figures/{target}.log",
     conda:
-        "../../envs/search.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/data_figures.py"
 
@@ -47,7 +47,7 @@ rule search_figures:
     input:
         history=f"{RUN}/history.parquet",
         genotype=f"{RUN}/genotype.json",
-        code=pkg("figures.py"),
+        code=code_inputs("search_figures.py"),
     output:
         history=report(
             f"{RUN}/history.svg",
@@ -73,7 +73,7 @@ rule search_figures:
     log:
         "logs/search_figures/{target}/{model}/lambda-{lam}/seed-{seed}.log",
     conda:
-        "../../envs/search.yaml"
+        "../../envs/report.yaml"
     params:
         op_set=config["search_space"]["op_set"],
     script:
@@ -84,7 +84,7 @@ rule summary:
     input:
         comparisons=expand("results/predictors/{target}/comparison.csv", target=TARGETS),
         pareto=expand("results/pareto/{target}/summary.json", target=MEASURED),
-        code=pkg("summary.py"),
+        code=code_inputs("summary.py"),
     output:
         markdown="results/summary.md",
         html=report(
@@ -96,9 +96,112 @@ rule summary:
     log:
         "logs/summary.log",
     conda:
-        "../../envs/search.yaml"
+        "../../envs/report.yaml"
     params:
         targets=TARGETS,
         measured=MEASURED,
     script:
         "../scripts/summary.py"
+
+
+rule predictor_figures:
+    input:
+        predictions="results/predictors/{target}/{model}/predictions.parquet",
+        code=code_inputs("predictor_figures.py"),
+    output:
+        scatter=report(
+            "results/predictors/{target}/{model}/predicted_vs_measured.svg",
+            caption="../report/predicted_vs_measured.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "{model}",
+                "figure": "predicted vs measured",
+            },
+        ),
+        errors=report(
+            "results/predictors/{target}/{model}/errors.svg",
+            caption="../report/errors.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "{model}",
+                "figure": "relative errors",
+            },
+        ),
+    log:
+        "logs/predictor_figures/{target}/{model}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/predictor_figures.py"
+
+
+rule network_figure:
+    input:
+        predictions="results/networks/{target}/{model}/predictions.parquet",
+        code=code_inputs("network_figure.py"),
+    output:
+        scatter=report(
+            "results/networks/{target}/{model}/predicted_vs_measured.svg",
+            caption="../report/networks.rst",
+            category="Networks",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "{model}",
+                "figure": "whole networks",
+            },
+        ),
+    log:
+        "logs/network_figure/{target}/{model}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/network_figure.py"
+
+
+rule learning_curve_figure:
+    input:
+        csv="results/predictors/{target}/learning_curve.csv",
+        code=code_inputs("learning_curve_figure.py"),
+    output:
+        svg=report(
+            "results/predictors/{target}/learning_curve.svg",
+            caption="../report/learning_curve.rst",
+            category="Predictors",
+            subcategory="{target}",
+            labels={
+                "target": "{target}",
+                "model": "elasticnet, mlp",
+                "figure": "learning curve",
+            },
+        ),
+    log:
+        "logs/learning_curve_figure/{target}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/learning_curve_figure.py"
+
+
+rule pareto_figure:
+    input:
+        table="results/pareto/{target}/pareto.csv",
+        code=code_inputs("pareto_figure.py"),
+    output:
+        plot=report(
+            "results/pareto/{target}/pareto.svg",
+            caption="../report/pareto.rst",
+            category="Pareto",
+            subcategory="{target}",
+            labels={"target": "{target}", "figure": "accuracy vs latency"},
+        ),
+    log:
+        "logs/pareto_figure/{target}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/pareto_figure.py"

@@ -13,16 +13,7 @@ rule darts_search:
     input:
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
-        code=pkg(
-            "search.py",
-            "search_config.py",
-            "data.py",
-            "predictor.py",
-            "genotype.py",
-            "network.py",
-            "cell.py",
-            "ops.py",
-        ),
+        code=code_inputs("darts_search.py"),
     output:
         genotype=f"{RUN}/genotype.json",
         history=f"{RUN}/history.parquet",
@@ -49,9 +40,7 @@ rule darts_search:
 rule train_final:
     input:
         genotype=f"{RUN}/genotype.json",
-        code=pkg(
-            "search.py", "data.py", "genotype.py", "network.py", "cell.py", "ops.py"
-        ),
+        code=code_inputs("train_final.py"),
     output:
         metrics=f"{RUN}/final/metrics.json",
         history=f"{RUN}/final/history.parquet",
@@ -76,16 +65,7 @@ rule measure_final:
         genotype=f"{RUN}/genotype.json",
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
-        code=pkg(
-            "networks.py",
-            "measure.py",
-            "hardware.py",
-            "predictor.py",
-            "genotype.py",
-            "network.py",
-            "cell.py",
-            "ops.py",
-        ),
+        code=code_inputs("measure_final.py"),
     output:
         f"{RUN}/final/latency.json",
     log:
@@ -110,16 +90,9 @@ rule pareto:
         metrics=lambda wildcards: search_runs(wildcards, "final/metrics.json"),
         latency=lambda wildcards: search_runs(wildcards, "final/latency.json"),
         summary=lambda wildcards: search_runs(wildcards, "summary.json"),
-        code=pkg("pareto.py"),
+        code=code_inputs("pareto.py"),
     output:
         table="results/pareto/{target}/pareto.csv",
-        plot=report(
-            "results/pareto/{target}/pareto.svg",
-            caption="../report/pareto.rst",
-            category="Pareto",
-            subcategory="{target}",
-            labels={"target": "{target}", "figure": "accuracy vs latency"},
-        ),
         html=report(
             "results/pareto/{target}/pareto.html",
             caption="../report/pareto_table.rst",

@@ -1,12 +1,12 @@
 rule sample_specs:
     input:
-        code=pkg("specs.py", "cell.py", "network.py", "ops.py", "config.py"),
+        code=code_inputs("sample_specs.py"),
     output:
         "results/specs/shard-{shard}.parquet",
     log:
         "logs/sample_specs/shard-{shard}.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/timing.yaml"
     params:
         shard=spec_shard_params,
         search_space=config["search_space"],

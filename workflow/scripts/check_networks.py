@@ -1,15 +1,14 @@
 """Snakemake adapter: predict whole networks from their cells and score against their timing."""
 
-import logging
 from pathlib import Path
 
-from lenna.metrics import latency_metrics
-from lenna.networks import predict_networks
-from lenna.plots import predicted_vs_measured
-from lenna.predictor import load_predictor
-from lenna.tables import read_parquet, write_json, write_parquet
+from lenna.io import read_parquet, write_json, write_parquet
+from lenna.jobs import log_to_rule
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.model import load_predictor
+from lenna.predictors.network_check import predict_networks
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 predictor = load_predictor(Path(snakemake.input.model).parent)
 table = predict_networks(read_parquet(snakemake.input.measured, ["genotype", "latency_ms"]), predictor)
 write_parquet(table, snakemake.output.predictions)
@@ -17,8 +16,4 @@ metrics = {"model": snakemake.wildcards.model, **latency_metrics(table["latency_
 for name, part in table.groupby("network"):
     metrics[f"network.{name}"] = latency_metrics(part["latency_ms"], part["predicted_ms"])
 write_json(metrics, snakemake.output.metrics)
-title = f"whole networks: {snakemake.wildcards.model} on {snakemake.wildcards.target}"
-predicted_vs_measured(
-    table["latency_ms"], table["predicted_ms"], table["network"], title, snakemake.output.scatter
-)
-logging.info("%s", metrics)
+log.info("%s", metrics)

@@ -1,14 +1,14 @@
 """Snakemake adapter: one table of every predictor's test metrics for a target."""
 
 import json
-import logging
 from pathlib import Path
 
 import pandas as pd
 
-from lenna.metrics import METRIC_KEYS
+from lenna.jobs import log_to_rule
+from lenna.predictors.metrics import METRIC_KEYS
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 rows = [json.loads(Path(p).read_text()) for p in snakemake.input.metrics]
 table = pd.DataFrame([{k: r[k] for k in ("model", *METRIC_KEYS)} for r in rows])
 networks = [json.loads(Path(p).read_text()) for p in snakemake.input.networks]
@@ -27,4 +27,4 @@ Path(snakemake.output.html).write_text(
     "genotypes predicted as the sum of their cells plus stem and head.</p>\n"
     + table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
 )
-logging.info("\n%s", table)
+log.info("\n%s", table)

@@ -1,19 +1,18 @@
 """Snakemake adapter: one latency-aware DARTS search (target x predictor x lambda x seed)."""
 
-import logging
 from pathlib import Path
 
 import torch
 
-from lenna.data import load_data
-from lenna.network import Macro
-from lenna.ops import op_set
-from lenna.predictor import load_predictor
-from lenna.search import run_search
-from lenna.search_config import search_settings
-from lenna.tables import write_json, write_parquet
+from lenna.io import write_json, write_parquet
+from lenna.jobs import log_to_rule
+from lenna.predictors.model import load_predictor
+from lenna.search.images import load_data
+from lenna.search.loop import run_search, search_settings
+from lenna.space.network import Macro
+from lenna.space.ops import op_set
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 p = snakemake.params
 torch.set_num_threads(snakemake.threads)
 predictor = load_predictor(Path(snakemake.input.model).parent)
@@ -31,11 +30,11 @@ genotype, history, summary = run_search(
         a_normal, a_reduce, macro, p.batch_size
     ),
     genotype_latency=lambda g: predictor.predict_genotype(g, macro, p.batch_size),
-    log=logging.info,
+    log=log.info,
 )
 write_parquet(history, snakemake.output.history)
 write_json(
     summary | {"predictor": snakemake.wildcards.model, "genotype": str(genotype)}, snakemake.output.summary
 )
 write_json(genotype.to_dict(), snakemake.output.genotype)
-logging.info("derived %s", genotype)
+log.info("derived %s", genotype)

@@ -4,8 +4,11 @@ import re
 
 import pandas as pd
 
-from lenna.figures import convergence, label_dispersion, label_distribution, throughput_table
-from lenna.tables import read_metadata, read_parquet
+from lenna.io import read_metadata, read_parquet
+from lenna.jobs import log_to_rule
+from lenna.report.figures import convergence, label_dispersion, label_distribution, throughput_table
+
+log = log_to_rule(snakemake)
 
 target = snakemake.wildcards.target
 table = read_parquet(snakemake.input.table, ["latency_ms", "label_kind", "dispersion", "replicates_ms"])
@@ -25,3 +28,4 @@ for shard in snakemake.input.shards:
         }
     )
 throughput_table(pd.DataFrame(rows), f"timing throughput on {target}", snakemake.output.throughput)
+log.info("figures of %d labels and %d shards", len(table), len(rows))

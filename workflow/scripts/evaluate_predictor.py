@@ -1,14 +1,13 @@
 """Snakemake adapter: score a trained predictor on the held-out test split."""
 
-import logging
 from pathlib import Path
 
-from lenna.metrics import latency_metrics
-from lenna.plots import predicted_vs_measured, relative_errors
-from lenna.predictor import load_predictor
-from lenna.tables import read_parquet, write_json, write_parquet
+from lenna.io import read_parquet, write_json, write_parquet
+from lenna.jobs import log_to_rule
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.model import load_predictor
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 predictor = load_predictor(Path(snakemake.input.model).parent)
 test = read_parquet(snakemake.input.test, ["spec_id", "label_kind", "latency_ms", *predictor.features])
 pred = predictor.predict(test)
@@ -18,7 +17,4 @@ for kind, part in test.assign(pred=pred).groupby("label_kind"):
 write_json(metrics, snakemake.output.metrics)
 predictions = test[["spec_id", "label_kind", "latency_ms"]].assign(predicted_ms=pred)
 write_parquet(predictions, snakemake.output.predictions)
-title = f"{snakemake.wildcards.model} on {snakemake.wildcards.target}"
-predicted_vs_measured(test["latency_ms"], pred, test["label_kind"], title, snakemake.output.scatter)
-relative_errors(test["latency_ms"], pred, title, snakemake.output.errors)
-logging.info("%s", metrics)
+log.info("%s", metrics)

@@ -1,15 +1,14 @@
 """Snakemake adapter: test error of the learned predictors against training-set size."""
 
 import json
-import logging
 
 import torch
 
-from lenna.plots import learning_curve as plot_learning_curve
-from lenna.tables import read_parquet
-from lenna.training import learning_curve
+from lenna.io import read_parquet
+from lenna.jobs import log_to_rule
+from lenna.predictors.fitting import learning_curve
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 torch.set_num_threads(1)
 normaliser = json.loads(open(snakemake.input.normaliser).read())
 columns = ["spec_id", "latency_ms", *normaliser["features"]]
@@ -17,5 +16,4 @@ splits = {name: read_parquet(snakemake.input[name], columns) for name in ("train
 p = snakemake.params
 table = learning_curve(*splits.values(), normaliser, p.fractions, p.elasticnet, p.mlp)
 table.to_csv(snakemake.output.csv, index=False, float_format="%.5g")
-plot_learning_curve(table, f"learning curve on {snakemake.wildcards.target}", snakemake.output.svg)
-logging.info("\n%s", table)
+log.info("\n%s", table)

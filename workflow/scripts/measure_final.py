@@ -1,20 +1,20 @@
 """Snakemake adapter: time a searched network on the target's device, beside its prediction."""
 
-import logging
 from pathlib import Path
 
-from lenna.genotype import Genotype
-from lenna.measure import Target, TimingProtocol, device_lock, pin_device
-from lenna.network import Macro
-from lenna.networks import measure_networks, predict_networks
-from lenna.predictor import load_predictor
-from lenna.tables import write_json
+from lenna.io import write_json
+from lenna.jobs import log_to_rule
+from lenna.predictors.model import load_predictor
+from lenna.predictors.network_check import predict_networks
+from lenna.space.genotype import Genotype
+from lenna.space.network import Macro
+from lenna.timing.devices import device_lock, timing_job
+from lenna.timing.networks import measure_networks
+from lenna.timing.protocol import TimingProtocol
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 p = snakemake.params
-target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["threads"], p.target["dtype"])
-device_str = snakemake.resources.device
-device = pin_device(device_str, target.threads)
+target, device_str, device = timing_job(snakemake)
 genotype = Genotype.load(snakemake.input.genotype)
 with device_lock(device_str):
     measured = measure_networks(
@@ -32,4 +32,4 @@ result = {
     "macro": p.macro,
 }
 write_json(result, snakemake.output[0])
-logging.info("%s", result)
+log.info("%s", result)

@@ -1,25 +1,17 @@
 """Snakemake adapter: time every spec of one shard on the job's device."""
 
-import logging
 import time
 
-from lenna.cell import CellShape
-from lenna.measure import (
-    LATENCY_SCHEMA_VERSION,
-    Target,
-    TimingProtocol,
-    device_lock,
-    measure_specs,
-    pin_device,
-)
-from lenna.tables import read_parquet, write_parquet
+from lenna.io import read_parquet, write_parquet
+from lenna.jobs import log_to_rule
+from lenna.space.cell import CellShape
+from lenna.timing.devices import device_lock, timing_job
+from lenna.timing.labels import LATENCY_SCHEMA_VERSION, measure_specs
+from lenna.timing.protocol import TimingProtocol
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
-settings = snakemake.params.target
-target = Target(snakemake.wildcards.target, settings["batch_size"], settings["threads"], settings["dtype"])
+log = log_to_rule(snakemake)
+target, device_str, device = timing_job(snakemake)
 protocol = TimingProtocol(**snakemake.params.protocol)
-device_str = snakemake.resources.device
-device = pin_device(device_str, target.threads)
 specs = read_parquet(snakemake.input.specs, ["spec_id", "label_kind"])
 with device_lock(device_str):
     start = time.perf_counter()
@@ -36,7 +28,7 @@ write_parquet(
         "elapsed_s": elapsed,
     },
 )
-logging.info(
+log.info(
     "%d specs on %s in %.1f s (%.1f labels/min); status %s",
     len(rows),
     device_str,

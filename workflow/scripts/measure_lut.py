@@ -1,19 +1,18 @@
 """Snakemake adapter: time every part of every cell shape alone (the lookup-table baseline)."""
 
-import logging
 import time
 
-from lenna.config import macro_cell_shapes
-from lenna.lut import all_parts, measure_lut
-from lenna.measure import Target, TimingProtocol, device_lock, pin_device
-from lenna.ops import op_set
-from lenna.tables import write_parquet
+from lenna.io import write_parquet
+from lenna.jobs import log_to_rule
+from lenna.space.ops import op_set
+from lenna.space.specs import macro_cell_shapes
+from lenna.timing.devices import device_lock, timing_job
+from lenna.timing.parts import all_parts, measure_lut
+from lenna.timing.protocol import TimingProtocol
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 p = snakemake.params
-target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["threads"], p.target["dtype"])
-device_str = snakemake.resources.device
-device = pin_device(device_str, target.threads)
+target, device_str, device = timing_job(snakemake)
 space = p.search_space
 parts = all_parts(macro_cell_shapes(space, p.macro), op_set(space["op_set"]), space["steps"])
 with device_lock(device_str):
@@ -23,4 +22,4 @@ elapsed = time.perf_counter() - start  # recorded in the output: a cacheable rul
 write_parquet(
     table, snakemake.output[0], metadata={"schema_version": 1, "device": device_str, "elapsed_s": elapsed}
 )
-logging.info("%d parts timed on %s in %.1f s", len(table), device_str, elapsed)
+log.info("%d parts timed on %s in %.1f s", len(table), device_str, elapsed)

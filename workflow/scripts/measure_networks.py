@@ -1,21 +1,19 @@
 """Snakemake adapter: time whole networks of random genotypes at the search and final settings."""
 
-import logging
 import time
 
 import numpy as np
 
-from lenna.config import network_macro
-from lenna.measure import Target, TimingProtocol, device_lock, pin_device
-from lenna.network import Macro
-from lenna.networks import measure_networks, random_genotype
-from lenna.tables import write_parquet
+from lenna.io import write_parquet
+from lenna.jobs import log_to_rule
+from lenna.space.network import Macro, network_macro
+from lenna.timing.devices import device_lock, timing_job
+from lenna.timing.networks import measure_networks, random_genotype
+from lenna.timing.protocol import TimingProtocol
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 p = snakemake.params
-target = Target(snakemake.wildcards.target, p.target["batch_size"], p.target["threads"], p.target["dtype"])
-device_str = snakemake.resources.device
-device = pin_device(device_str, target.threads)
+target, device_str, device = timing_job(snakemake)
 rng = np.random.default_rng(p.check["seed"])
 genotypes = [
     random_genotype(rng, p.search_space["op_set"], p.search_space["steps"])
@@ -29,4 +27,4 @@ elapsed = time.perf_counter() - start  # recorded in the output: a cacheable rul
 write_parquet(
     table, snakemake.output[0], metadata={"schema_version": 1, "device": device_str, "elapsed_s": elapsed}
 )
-logging.info("%d networks timed on %s in %.1f s", len(table), device_str, elapsed)
+log.info("%d networks timed on %s in %.1f s", len(table), device_str, elapsed)

@@ -1,26 +1,29 @@
 """Snakemake adapter: accuracy / measured-latency table, Pareto front and headline of a target."""
 
 import json
-import logging
-import re
 from pathlib import Path
 
-from lenna.pareto import headline, pareto_table, plot_pareto
-from lenna.tables import atomic_write, write_json
+from lenna.io import atomic_write, write_json
+from lenna.jobs import log_to_rule
+from lenna.search.pareto import headline, pareto_table
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
-RUN = re.compile(r"/search/[^/]+/(?P<model>[^/]+)/lambda-(?P<lam>[^/]+)/seed-(?P<seed>\d+)/")
+log = log_to_rule(snakemake)
+
+
+def load(path):
+    return json.loads(Path(path).read_text())
+
+
 rows = []
 for metrics, latency, summary in zip(
     snakemake.input.metrics, snakemake.input.latency, snakemake.input.summary, strict=True
 ):
-    run = RUN.search(metrics)
-    m, lat, s = (json.loads(open(f).read()) for f in (metrics, latency, summary))
+    m, lat, s = load(metrics), load(latency), load(summary)
     rows.append(
         {
-            "model": run["model"],
-            "lambda": float(run["lam"]),
-            "seed": int(run["seed"]),
+            "model": s["predictor"],
+            "lambda": s["lambda"],
+            "seed": s["seed"],
             "test_accuracy": m["test_accuracy"],
             "latency_ms": lat["latency_ms"],
             "predicted_latency_ms": lat["predicted_latency_ms"],
@@ -36,5 +39,4 @@ page = table.drop(columns=["genotype"]).to_html(index=False, float_format=lambda
 atomic_write(Path(snakemake.output.html), lambda tmp: Path(tmp).write_text(page))
 summary = headline(table)
 write_json({"target": snakemake.wildcards.target, "models": summary}, snakemake.output.summary)
-plot_pareto(table, f"searched networks on {snakemake.wildcards.target}", snakemake.output.plot)
-logging.info("%s", summary)
+log.info("%s", summary)

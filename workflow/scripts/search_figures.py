@@ -1,9 +1,12 @@
 """Snakemake adapter: history, alpha evolution and derived cells of one search run."""
 
-from lenna.figures import alpha_evolution, draw_genotype, search_history
-from lenna.genotype import Genotype
-from lenna.ops import op_set
-from lenna.tables import read_parquet
+from lenna.io import read_parquet
+from lenna.jobs import log_to_rule
+from lenna.report.figures import alpha_evolution, draw_genotype, search_history
+from lenna.space.genotype import Genotype
+from lenna.space.ops import op_set
+
+log = log_to_rule(snakemake)
 
 w = snakemake.wildcards
 run = f"{w.model}, lambda {w.lam}, seed {w.seed} on {w.target}"
@@ -14,3 +17,4 @@ alpha_evolution(
 )
 genotype = Genotype.load(snakemake.input.genotype)
 draw_genotype(genotype, f"derived cells, {run}", snakemake.output.cells)
+log.info("figures of %d epochs; derived %s", len(history), genotype)

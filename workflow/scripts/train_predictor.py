@@ -1,25 +1,18 @@
 """Snakemake adapter: fit the predictor named by the rule on a target's training split."""
 
 import json
-import logging
 import time
 
 import torch
 
-from lenna.config import macro_cell_shapes
-from lenna.lut import LUT_COLUMNS
-from lenna.specs import SHAPE_COLUMNS, spec_shape
-from lenna.tables import read_parquet, write_parquet
-from lenna.training import (
-    file_sha256,
-    fit_constant,
-    fit_elasticnet,
-    fit_flops,
-    fit_lut,
-    fit_mlp_choosing_transform,
-)
+from lenna.io import read_parquet, write_parquet
+from lenna.jobs import log_to_rule
+from lenna.predictors.baselines import fit_constant, fit_flops, fit_lut
+from lenna.predictors.fitting import file_sha256, fit_elasticnet, fit_mlp_choosing_transform
+from lenna.space.specs import SHAPE_COLUMNS, macro_cell_shapes, spec_shape
+from lenna.timing.parts import LUT_COLUMNS
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log = log_to_rule(snakemake)
 torch.set_num_threads(1)  # one thread: identical results on any machine
 normaliser = json.loads(open(snakemake.input.normaliser).read())
 train = read_parquet(snakemake.input.train, ["latency_ms", *normaliser["features"]])
@@ -63,7 +56,7 @@ else:
     )
     write_parquet(history, snakemake.output.history)
 predictor.save(snakemake.output.model.rsplit("/", 1)[0])
-logging.info(
+log.info(
     "%s: %s; trained in %.1f s",
     model,
     {k: predictor.description.get(k) for k in ("transform", "hyperparameters")},

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lenna.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.cell import CellShape, edge_list
-from lenna.genotype import Genotype
-from lenna.network import Macro, cell_shapes
-from lenna.ops import NONE, op_set
-from lenna.specs import SHAPE_COLUMNS
-from lenna.tables import atomic_write
+from lenna.io import atomic_write
+from lenna.space.cell import CellShape, edge_list
+from lenna.space.genotype import Genotype
+from lenna.space.network import Macro, cell_shapes
+from lenna.space.ops import NONE, op_set
+from lenna.space.specs import SHAPE_COLUMNS
 
 FORMAT = "lenna-predictor"
+
+
 FORMAT_VERSION = 1
+
+
 KINDS = ("constant", "linear", "mlp", "shape_linear")
+
+
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+
+
 N_SHAPE = len(SHAPE_COLUMNS) + 1  # shape columns and the batch size lead every feature vector
 
 

@@ -20,11 +20,21 @@ import numpy as np
 import torch
 
 DATASETS = ("digits", "cifar10")
+
+
 # (channels, pixels, classes) of each dataset: the macro settings must agree with them.
 DATASET_SHAPES = {"digits": (1, 8, 10), "cifar10": (3, 32, 10)}
+
+
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
 CIFAR_TEST = "test_batch"
+
+
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+
+
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 

@@ -1,4 +1,4 @@
-"""Figures and tables of the report: the latency data of a target and the course of a search.
+"""Figures and tables of the report: latency data, predictors, searches and the Pareto front.
 
 Every function writes one file (SVG or HTML) and returns nothing; the captions in
 workflow/report/ say how to read them.
@@ -10,23 +10,20 @@ import html
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lenna.cell import edge_list  # noqa: E402
-from lenna.genotype import Genotype  # noqa: E402
+from lenna.space.cell import edge_list  # noqa: E402
+from lenna.space.genotype import Genotype  # noqa: E402
+
+matplotlib.use("Agg")
 
 
 def _save(fig, path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-# -- data -----------------------------------------------------------------------------------------
 
 
 def label_distribution(table: pd.DataFrame, title: str, path) -> None:
@@ -106,9 +103,6 @@ def throughput_table(shards: pd.DataFrame, title: str, path) -> None:
 def _write_html(path, title: str, text: str, table: pd.DataFrame) -> None:
     body = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
     Path(path).write_text(f"<h3>{html.escape(title)}</h3>\n<p>{html.escape(text)}</p>\n{body}\n")
-
-
-# -- search ---------------------------------------------------------------------------------------
 
 
 def search_history(history: pd.DataFrame, title: str, path) -> None:
@@ -225,3 +219,93 @@ def draw_genotype(genotype: Genotype, title: str, path) -> None:
     _draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
     fig.suptitle(title)
     _save(fig, path)
+
+
+def predicted_vs_measured(true_ms, pred_ms, labels, title: str, path) -> None:
+    """Scatter of predicted against measured latency with the +-10% band, by label kind."""
+    true_ms, pred_ms, labels = np.asarray(true_ms), np.asarray(pred_ms), np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    lo, hi = float(min(true_ms.min(), pred_ms.min())), float(max(true_ms.max(), pred_ms.max()))
+    grid = np.linspace(lo, hi, 2)
+    ax.plot(grid, grid, color="black", lw=1, label="exact")
+    ax.fill_between(grid, grid * 0.9, grid * 1.1, color="grey", alpha=0.25, label="±10%")
+    for kind in sorted(set(labels)):
+        mask = labels == kind
+        ax.scatter(true_ms[mask], pred_ms[mask], s=8, alpha=0.7, label=f"{kind} (n={mask.sum()})")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def relative_errors(true_ms, pred_ms, title: str, path) -> None:
+    """Histogram of relative errors (pred - true) / true, with the +-5% and +-10% bounds."""
+    rel = (np.asarray(pred_ms) - np.asarray(true_ms)) / np.asarray(true_ms)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(rel * 100, bins=40, color="tab:blue", alpha=0.8)
+    for bound, style in ((5, ":"), (10, "--")):
+        for sign in (-1, 1):
+            ax.axvline(sign * bound, color="black", ls=style, lw=1)
+    ax.set_xlabel("relative error (%)")
+    ax.set_ylabel("test specs")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_learning_curve(table, title: str, path) -> None:
+    """Test RMSE and share within +-10% against training-set size, one line per model."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for model, part in table.groupby("model"):
+        left.plot(part["n_train"], part["rmse_ms"], marker="o", label=model)
+        right.plot(part["n_train"], part["within_10pct"], marker="o", label=model)
+    left.set_xscale("log")
+    right.set_xscale("log")
+    left.set_xlabel("training specs")
+    right.set_xlabel("training specs")
+    left.set_ylabel("test RMSE (ms)")
+    right.set_ylabel("test share within ±10%")
+    left.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
+    """Test accuracy (%) against measured latency, colour = lambda, marker = predictor model,
+    the Pareto front as a step line."""
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    lambdas = sorted(table["lambda"].unique())
+    cmap = plt.get_cmap("viridis", max(len(lambdas), 2))
+    markers = "osD^v<>p"
+    for m, (model, group) in enumerate(table.groupby("model")):
+        for k, lam in enumerate(lambdas):
+            sel = group[group["lambda"] == lam]
+            if len(sel):
+                ax.scatter(
+                    sel["latency_ms"],
+                    100 * sel["test_accuracy"],
+                    color=cmap(k),
+                    marker=markers[m % len(markers)],
+                    label=f"{model}, λ={lam:g}",
+                    edgecolor="black",
+                    linewidth=0.5,
+                    s=45,
+                )
+    front = table[table["on_front"]].sort_values("latency_ms")
+    ax.step(
+        front["latency_ms"], 100 * front["test_accuracy"], where="post", color="crimson", label="Pareto front"
+    )
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

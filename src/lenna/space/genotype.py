@@ -12,11 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lenna.cell import Cell, CellShape, Edge
-from lenna.network import Macro, Network, cell_shapes
-from lenna.ops import NONE, OPS
+from lenna.space.cell import Cell, CellShape, Edge
+from lenna.space.network import Macro, Network, cell_shapes
+from lenna.space.ops import NONE, OPS
 
 Pairs = tuple[tuple[str, int], ...]
+
+
 FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 

@@ -1,8 +1,8 @@
-"""Whole-network check: random derived genotypes, timed as networks, predicted from their cells.
+"""Whole networks of random derived genotypes, timed on the target's device.
 
-A network's predicted latency is the sum of its cells' predicted latencies plus the stem and
-the head (pooling and classifier), which are timed on their own since no cell predictor covers
-them. Users of latency predictors ask for exactly this model-level check.
+The whole-network check compares these timings with the sum of the networks' predicted cell
+latencies plus the stem and the head, which are timed here on their own since no cell predictor
+covers them (`lenna.predictors.network_check`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.genotype import Genotype
-from lenna.measure import Target, median_ms
-from lenna.network import Macro, Network
-from lenna.ops import NONE, op_set
+from lenna.space.genotype import Genotype
+from lenna.space.network import Macro, Network
+from lenna.space.ops import NONE, op_set
+from lenna.timing.devices import Target
+from lenna.timing.protocol import median_ms
 
 
 def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> Genotype:
@@ -72,16 +73,3 @@ def measure_networks(
                 }
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def predict_networks(measured: pd.DataFrame, predictor) -> pd.DataFrame:
-    """The measured table with each network's predicted latency: sum of cells + stem + head."""
-    cells = []
-    for _, row in measured.iterrows():
-        macro = Macro(**{f[6:]: row[f] for f in measured.columns if f.startswith("macro_")})
-        genotype = Genotype.from_dict(json.loads(row["genotype"]))
-        cells.append(predictor.predict_genotype(genotype, macro, int(row["batch_size"])))
-    out = measured.drop(columns=["genotype"]).copy()
-    out["predicted_cells_ms"] = cells
-    out["predicted_ms"] = out["predicted_cells_ms"] + out["stem_ms"] + out["head_ms"]
-    return out

@@ -17,13 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lenna.cell import CellShape, edge_list
-from lenna.network import Macro, cell_shapes
-from lenna.ops import NONE, op_set
+from lenna.space.cell import CellShape, edge_list
+from lenna.space.network import Macro, cell_shapes
+from lenna.space.ops import NONE, op_set
 
 SPEC_SCHEMA_VERSION = 1
+
+
 SHAPE_COLUMNS = ("reduction", "reduction_prev", "c_prev_prev", "c_prev", "c", "height", "width")
+
+
 LABEL_KINDS = ("discrete", "expected")
+
+
 SAMPLERS = ("discrete", "derived", "soft")
 
 
@@ -169,3 +175,27 @@ def spec_probs(row, op_names: Sequence[str], steps: int) -> np.ndarray:
     """The (n_edges, n_ops) probability matrix stored in a spec row, exactly as stored."""
     values = np.array([row[c] for c in prob_columns(op_names, steps)], dtype=np.float64)
     return values.reshape(len(edge_list(steps)), len(op_names))
+
+
+def macro_cell_shapes(search_space: dict, macro: dict) -> tuple[CellShape, ...]:
+    """Every distinct cell shape of the networks in the macro ranges of a config."""
+    return macro_shapes(
+        macro["init_channels"],
+        macro["layers"],
+        macro["input_size"],
+        macro["input_channels"],
+        macro["stem_multiplier"],
+        search_space["steps"],
+    )
+
+
+def sampling_plan(config: dict) -> SamplingPlan:
+    space, sampling = config["search_space"], config["sampling"]
+    shapes = macro_cell_shapes(space, config["macro"])
+    return SamplingPlan(
+        op_set=space["op_set"],
+        steps=space["steps"],
+        shapes=shapes,
+        sampler_weights=dict(sampling["samplers"]),
+        concentration=tuple(sampling["soft_concentration"]),
+    )

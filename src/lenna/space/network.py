@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lenna.cell import CellShape
+from lenna.space.cell import CellShape
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,10 @@ class Network(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of scalar parameters of a module."""
     return sum(p.numel() for p in module.parameters())
+
+
+def network_macro(macro: dict, name: str) -> dict:
+    """The complete settings of network ``name`` ("search" or "final") of the config's ``macro``
+    section, as keyword arguments of `Macro`."""
+    common = ("input_channels", "num_classes", "stem_multiplier")
+    return {**macro[name], **{k: macro[k] for k in common}}

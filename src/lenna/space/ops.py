@@ -81,6 +81,7 @@ class Zero(nn.Module):
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 
+
 OPS: dict[str, OpFactory] = {
     NONE: lambda c, stride, affine: Zero(stride),
     "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
@@ -95,6 +96,7 @@ OPS: dict[str, OpFactory] = {
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
 }
+
 
 # Named op sets. The order fixes the feature columns of a spec, so a set is never reordered;
 # a new space (e.g. LENNA's 11 ops) is added as a new name with its ops registered in OPS.

@@ -1,4 +1,5 @@
-"""Fitting latency predictors on a target's dataset splits."""
+"""Fitting the learned latency predictors on a target's dataset splits: ElasticNet and the MLP
+(LENNA's model), and the learning curve of both."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
-from sklearn.linear_model import ElasticNetCV, LinearRegression
+from sklearn.linear_model import ElasticNetCV
 
 import lenna
 from lenna.datasets import normalise
-from lenna.lut import LUT_COLUMNS, count_part, shape_table
-from lenna.metrics import latency_metrics
-from lenna.ops import op_set
-from lenna.predictor import FORMAT, FORMAT_VERSION, N_SHAPE, LatencyPredictor
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.model import FORMAT, FORMAT_VERSION, LatencyPredictor
 
 
 def file_sha256(*paths) -> str:
@@ -57,13 +56,6 @@ def _scaling(normaliser: dict) -> dict[str, np.ndarray]:
 def _label(y: np.ndarray, transform: str) -> dict:
     t = np.log(y) if transform == "log" else y
     return {"mean": float(t.mean()), "std": float(t.std()) or 1.0}
-
-
-def fit_constant(train: pd.DataFrame, normaliser: dict, **extra) -> LatencyPredictor:
-    """Predicts the mean training latency for every spec: the floor every model must beat."""
-    value = float(train["latency_ms"].mean())
-    desc = describe("constant", "constant", normaliser, "linear", {"mean": 0.0, "std": 1.0}, **extra)
-    return LatencyPredictor(desc, {"value": np.array([value])})
 
 
 def fit_elasticnet(
@@ -205,59 +197,6 @@ def fit_mlp_choosing_transform(train, val, normaliser, transforms: list[str], **
         "validation": scores,
     }
     return predictor, history
-
-
-def _table_quantities(table: dict, x: np.ndarray) -> np.ndarray:
-    """Per row of raw features, the quantities of a shape table (n, n_quantities)."""
-    index = {tuple(row): i for i, row in enumerate(table["shapes"])}
-    idx = np.array([index[tuple(row)] for row in x[:, :N_SHAPE]])
-    return table["base"][idx] + np.einsum("nqf,nf->nq", table["coef"][idx], x[:, N_SHAPE:])
-
-
-def fit_lut(lut: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra) -> LatencyPredictor:
-    """ProxylessNAS lookup table: a cell costs its preprocessing plus, per edge, sum_op p * LUT(op).
-    Nothing is fitted; every part must have been timed."""
-    lookup = {tuple(r[:-1]): r[-1] for r in lut[LUT_COLUMNS].itertuples(index=False, name=None)}
-
-    def quantities(part, batch):
-        key = (*part, batch)
-        if key not in lookup:
-            raise KeyError(
-                f"the lookup table has no entry for {dict(zip(LUT_COLUMNS[:-1], key, strict=True))}"
-            )
-        return [lookup[key]]
-
-    table = shape_table(shapes_with_batch, op_set(normaliser["op_set"]), normaliser["steps"], quantities)
-    desc = describe(
-        "lut", "shape_linear", normaliser, "linear", {"mean": 0.0, "std": 1.0}, quantities=["lut_ms"], **extra
-    )
-    return LatencyPredictor(desc, {**table, "scale": np.array([1.0]), "offset": np.array([0.0])})
-
-
-def fit_flops(train: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra) -> LatencyPredictor:
-    """Least squares of latency (ms) on the cell's expected MFLOPs (times batch) and parameters."""
-    counts = {}
-
-    def quantities(part, batch):
-        if part not in counts:
-            counts[part] = count_part(part)
-        mflops, params = counts[part]
-        return [mflops * batch, params]
-
-    table = shape_table(shapes_with_batch, op_set(normaliser["op_set"]), normaliser["steps"], quantities)
-    q = _table_quantities(table, train[normaliser["features"]].to_numpy(np.float64))
-    model = LinearRegression().fit(q, train["latency_ms"].to_numpy(np.float64))
-    desc = describe(
-        "flops",
-        "shape_linear",
-        normaliser,
-        "linear",
-        {"mean": 0.0, "std": 1.0},
-        quantities=["mflops", "params"],
-        **extra,
-    )
-    weights = {**table, "scale": model.coef_.astype(np.float64), "offset": np.array([model.intercept_])}
-    return LatencyPredictor(desc, weights)
 
 
 def learning_curve(

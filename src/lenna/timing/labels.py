@@ -16,105 +16,21 @@ once its relative change stayed below ``rel_tol`` for ``patience`` consecutive r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
-import os
 import socket
-import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lenna.cell import Cell, CellShape, edge_list, sample_gates
-from lenna.hardware import cpu_model
-from lenna.ops import NONE, op_set
-from lenna.specs import spec_probs, spec_shape
+from lenna.space.cell import Cell, CellShape, edge_list, sample_gates
+from lenna.space.ops import NONE, op_set
+from lenna.space.specs import spec_probs, spec_shape
+from lenna.timing.devices import Target, device_name
+from lenna.timing.protocol import TimingProtocol, rel_iqr, time_passes, timed_round
 
 LATENCY_SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TimingProtocol:
-    warmup: int = 3  # untimed passes before timing a cell (in every round)
-    repeats: int = 7  # timed passes of a discrete cell per round
-    rounds: int = 3  # rounds over the shard; a discrete label pools rounds x repeats passes
-    runs_per_reset: int = 20  # timed passes after each gate reset (LENNA: 20)
-    reset_quantile: float = 0.4  # statistic of the passes of one reset (LENNA: 0.4 quantile)
-    rel_tol: float = 0.01  # convergence threshold on the cumulative mean (LENNA: 1%)
-    patience: int = 10  # consecutive resets below rel_tol (LENNA: 10)
-    max_resets: int = 200  # cap on resets per expected label
-    reset_warmup: int = 1  # untimed passes after each reset (first call of a new op is slow)
-    reference_every: int = 20  # specs between two timings of the reference cell
-
-
-@dataclass(frozen=True)
-class Target:
-    """The measuring settings of one hardware target."""
-
-    name: str
-    batch_size: int
-    threads: int
-    dtype: str = "float32"
-
-
-# -- devices -------------------------------------------------------------------------------------
-def pin_device(device: str, threads: int, env: dict | None = None) -> torch.device:
-    """Prepare this process to time on ``device`` (``"cpu"`` or ``"cuda:N"``); call before torch work.
-
-    A local job sees only its own GPU: ``CUDA_VISIBLE_DEVICES`` is set to N. Under a cluster
-    scheduler that already assigned GPUs (``SLURM_JOB_ID`` with ``CUDA_VISIBLE_DEVICES`` set) the
-    assignment is left alone and the first visible GPU is used.
-    """
-    env = os.environ if env is None else env
-    torch.set_num_threads(threads)
-    with contextlib.suppress(RuntimeError):  # only settable before inter-op work started
-        torch.set_num_interop_threads(1)
-    if device == "cpu":
-        return torch.device("cpu")
-    if not device.startswith("cuda:") or not device[5:].isdigit():
-        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
-    if not scheduler_assigned_gpu(env):
-        env["CUDA_VISIBLE_DEVICES"] = device[5:]
-    return torch.device("cuda:0")
-
-
-def scheduler_assigned_gpu(env: dict | None = None) -> bool:
-    """Whether a cluster scheduler (SLURM) gave this job its GPU, and so keeps others off it."""
-    env = os.environ if env is None else env
-    return "SLURM_JOB_ID" in env and bool(env.get("CUDA_VISIBLE_DEVICES"))
-
-
-@contextlib.contextmanager
-def device_lock(device: str, lock_dir: str | None = None, env: dict | None = None) -> Iterator[None]:
-    """Hold an exclusive per-host lock on ``device`` so two timing jobs never share it.
-
-    Not on a GPU that a cluster scheduler assigned: the scheduler keeps other jobs off it, and
-    the job's device id (its shard's `cuda:N`) is not the GPU it was given, so a lock by that id
-    would serialise unrelated jobs."""
-    if device != "cpu" and scheduler_assigned_gpu(env):
-        yield
-        return
-    directory = Path(lock_dir or tempfile.gettempdir())
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"lenna-device-{device.replace(':', '')}.lock"
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return cpu_model()
 
 
 def provenance(target: Target, device_str: str, device: torch.device) -> dict:
@@ -133,50 +49,6 @@ def provenance(target: Target, device_str: str, device: torch.device) -> dict:
         "timer": "cuda_event" if device.type == "cuda" else "perf_counter_ns",
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
     }
-
-
-# -- timing ----------------------------------------------------------------------------------------
-def time_passes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], n: int) -> np.ndarray:
-    """Wall time (ms) of ``n`` forward passes ``module(*inputs)``, one value per pass."""
-    device = inputs[0].device
-    if device.type == "cuda":
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
-        ]
-        torch.cuda.synchronize(device)
-        for start, end in events:
-            start.record()
-            module(*inputs)
-            end.record()
-        torch.cuda.synchronize(device)
-        return np.array([start.elapsed_time(end) for start, end in events])
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        module(*inputs)
-        out[i] = (time.perf_counter_ns() - t0) / 1e6
-    return out
-
-
-def timed_round(
-    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol
-) -> np.ndarray:
-    """One round: ``warmup`` untimed passes, then ``repeats`` timed passes (ms)."""
-    time_passes(module, inputs, protocol.warmup)
-    return time_passes(module, inputs, protocol.repeats)
-
-
-def median_ms(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol) -> float:
-    """Median (ms) of ``rounds`` rounds back to back: a module timed alone (op, network)."""
-    with torch.inference_mode():
-        return float(
-            np.median(np.concatenate([timed_round(module, inputs, protocol) for _ in range(protocol.rounds)]))
-        )
-
-
-def rel_iqr(values: np.ndarray) -> float:
-    q25, q50, q75 = np.quantile(values, [0.25, 0.5, 0.75])
-    return float((q75 - q25) / q50) if q50 > 0 else float("nan")
 
 
 def discrete_label(runs: np.ndarray) -> dict:

@@ -1,0 +1,66 @@
+"""Which modules a Python file runs: the package modules it imports, followed through the package,
+and the third-party packages they import.
+
+The workflow lists a rule's package modules as the rule's inputs (`code_inputs` in
+workflow/rules/common.smk), so an edit re-runs exactly the rules whose scripts import the edited
+module, directly or not; the tests derive each conda environment's packages the same way.
+Standard library only, and imported by no workflow script: it is never a code input itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = "lenna"
+
+
+def _imported_names(path: Path) -> list[str]:
+    """Dotted names of everything ``path`` imports, anywhere in it (a function-level import runs
+    too); ``from a.b import c`` gives both ``a.b`` and ``a.b.c`` (which may be a module)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def _module_file(src: Path, dotted: str) -> Path | None:
+    base = src.joinpath(*dotted.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def package_modules(path: Path, src: Path) -> list[Path]:
+    """The files of the package modules (under ``src``) that ``path`` imports, transitively, with
+    the ``__init__.py`` of every package on the way; sorted."""
+    seen: set[Path] = set()
+    todo = [Path(path)]
+    while todo:
+        for name in _imported_names(todo.pop()):
+            parts = name.split(".")
+            if parts[0] != PACKAGE:
+                continue
+            for i in range(1, len(parts) + 1):
+                module = _module_file(src, ".".join(parts[:i]))
+                if module is not None and module not in seen:
+                    seen.add(module)
+                    todo.append(module)
+    return sorted(seen)
+
+
+def third_party(paths) -> set[str]:
+    """Top-level names of the imports of ``paths`` that are neither the standard library nor
+    this package (``torch``, ``sklearn``, ...)."""
+    found = set()
+    for path in paths:
+        for name in _imported_names(Path(path)):
+            top = name.split(".")[0]
+            if top != PACKAGE and top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+    return found

@@ -1,0 +1,1 @@
+"""Latency predictors: the model file format and API, fitting, baselines, metrics, network check."""

@@ -1,0 +1,1 @@
+"""Latency-aware DARTS: images, supernet, architect, search loop, final training, Pareto table."""

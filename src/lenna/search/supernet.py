@@ -1,0 +1,145 @@
+"""The DARTS supernet and the derivation of a discrete genotype from its alphas.
+
+The supernet mixes every candidate op on every edge with softmax(alpha) weights; one alpha matrix
+(n_edges, n_ops) is shared by all normal cells and one by all reduction cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from lenna.space.cell import CellShape, edge_list
+from lenna.space.genotype import Genotype
+from lenna.space.network import Macro, cell_shapes
+from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+
+SKIP = "skip_connect"
+
+
+class MixedOp(nn.Module):
+    """Every candidate op of an edge, summed with the edge's softmax weights (pools get a BN, as in
+    the reference)."""
+
+    def __init__(self, c: int, stride: int, op_names: Sequence[str]):
+        super().__init__()
+        self.ops = nn.ModuleList()
+        for name in op_names:
+            op = make_op(name, c, stride, affine=False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+            self.ops.append(op)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
+
+
+class SearchCell(nn.Module):
+    def __init__(self, shape: CellShape, steps: int, op_names: Sequence[str]):
+        super().__init__()
+        self.shape, self.steps = shape, steps
+        c = shape.c
+        if shape.reduction_prev:
+            self.preprocess0 = FactorizedReduce(shape.c_prev_prev, c, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(shape.c_prev_prev, c, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(shape.c_prev, c, 1, 1, 0, affine=False)
+        self.edges = edge_list(steps)
+        self.mixed = nn.ModuleList(
+            MixedOp(c, 2 if shape.reduction and inp < 2 else 1, op_names) for _, inp in self.edges
+        )
+        self.multiplier = steps
+
+    def forward(self, s0, s1, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        k = 0
+        for node in range(self.steps):
+            out = 0
+            for inp in range(node + 2):
+                out = out + self.mixed[k](states[inp], weights[k])
+                k += 1
+            states.append(out)
+        return torch.cat(states[2:], dim=1)
+
+
+class SuperNet(nn.Module):
+    """The DARTS search network at macro settings ``macro`` with architecture parameters
+    ``alpha_normal`` and ``alpha_reduce`` (initialised 1e-3 * randn, as in the reference)."""
+
+    def __init__(self, macro: Macro, op_names: Sequence[str], steps: int, generator: torch.Generator):
+        super().__init__()
+        self.macro, self.op_names, self.steps = macro, tuple(op_names), steps
+        c_stem = macro.stem_multiplier * macro.init_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(macro.input_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+        )
+        shapes = cell_shapes(macro, steps, steps)
+        self.cells = nn.ModuleList(SearchCell(s, steps, op_names) for s in shapes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(steps * shapes[-1].c, macro.num_classes)
+        n_edges = len(edge_list(steps))
+        self.alpha_normal = nn.Parameter(1e-3 * torch.randn(n_edges, len(op_names), generator=generator))
+        self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(n_edges, len(op_names), generator=generator))
+
+    def alphas(self) -> list[nn.Parameter]:
+        return [self.alpha_normal, self.alpha_reduce]
+
+    def weights(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith("alpha_")]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w_normal = torch.softmax(self.alpha_normal, dim=-1)
+        w_reduce = torch.softmax(self.alpha_reduce, dim=-1)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, w_reduce if cell.shape.reduction else w_normal)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+def derive_cell(alpha: torch.Tensor | np.ndarray, op_names: Sequence[str], steps: int, max_skip=None):
+    """The DARTS derivation: per node the 2 input edges with the largest non-none weight, on each
+    the argmax op other than none. With ``max_skip``, while the cell has more skip connections than
+    that, the skip with the smallest weight is forbidden and the cell derived again (the skip cap
+    remedy against skip-connect collapse). Returns the (op, input) pairs."""
+    weights = torch.softmax(torch.as_tensor(alpha, dtype=torch.float64), dim=-1).numpy().copy()
+    edges = edge_list(steps)
+    banned = np.zeros_like(weights, dtype=bool)
+    banned[:, list(op_names).index(NONE)] = True
+    while True:
+        masked = np.where(banned, -np.inf, weights)
+        pairs, chosen = [], []
+        for node in range(steps):
+            ks = [k for k, (n, _) in enumerate(edges) if n == node]
+            best = sorted(ks, key=lambda k: -masked[k].max())[:2]
+            for k in sorted(best, key=lambda k: edges[k][1]):
+                j = int(masked[k].argmax())
+                pairs.append((op_names[j], edges[k][1]))
+                chosen.append((k, j))
+        skips = [(weights[k, j], k, j) for k, j in chosen if op_names[j] == SKIP]
+        if max_skip is None or len(skips) <= max_skip:
+            return tuple(pairs)
+        _, k, j = min(skips)
+        banned[k, j] = True
+
+
+def derive_genotype(net: SuperNet, max_skip_normal: int | None = None) -> Genotype:
+    concat = tuple(range(2, net.steps + 2))
+    with torch.no_grad():
+        normal = derive_cell(net.alpha_normal, net.op_names, net.steps, max_skip_normal)
+        reduce = derive_cell(net.alpha_reduce, net.op_names, net.steps)
+    return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
+
+
+def alpha_table(net: SuperNet) -> dict:
+    """softmax(alpha) of both cells as flat columns ``{normal,reduce}_e{k:02d}_{op}``."""
+    row = {}
+    with torch.no_grad():
+        for cell, alpha in (("normal", net.alpha_normal), ("reduce", net.alpha_reduce)):
+            probs = torch.softmax(alpha, dim=-1)
+            for k in range(probs.shape[0]):
+                for j, op in enumerate(net.op_names):
+                    row[f"{cell}_e{k:02d}_{op}"] = float(probs[k, j])
+    return row

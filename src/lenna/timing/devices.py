@@ -1,0 +1,92 @@
+"""Devices a target times on: its measuring settings (`Target`), pinning a job to its device and
+an exclusive per-host lock so that no two timing jobs share a device."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lenna.timing.hardware import cpu_model
+
+
+@dataclass(frozen=True)
+class Target:
+    """The measuring settings of one hardware target."""
+
+    name: str
+    batch_size: int
+    threads: int
+    dtype: str = "float32"
+
+
+# -- devices -------------------------------------------------------------------------------------
+def pin_device(device: str, threads: int, env: dict | None = None) -> torch.device:
+    """Prepare this process to time on ``device`` (``"cpu"`` or ``"cuda:N"``); call before torch work.
+
+    A local job sees only its own GPU: ``CUDA_VISIBLE_DEVICES`` is set to N. Under a cluster
+    scheduler that already assigned GPUs (``SLURM_JOB_ID`` with ``CUDA_VISIBLE_DEVICES`` set) the
+    assignment is left alone and the first visible GPU is used.
+    """
+    env = os.environ if env is None else env
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # only settable before inter-op work started
+        torch.set_num_interop_threads(1)
+    if device == "cpu":
+        return torch.device("cpu")
+    if not device.startswith("cuda:") or not device[5:].isdigit():
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
+    if not scheduler_assigned_gpu(env):
+        env["CUDA_VISIBLE_DEVICES"] = device[5:]
+    return torch.device("cuda:0")
+
+
+def scheduler_assigned_gpu(env: dict | None = None) -> bool:
+    """Whether a cluster scheduler (SLURM) gave this job its GPU, and so keeps others off it."""
+    env = os.environ if env is None else env
+    return "SLURM_JOB_ID" in env and bool(env.get("CUDA_VISIBLE_DEVICES"))
+
+
+@contextlib.contextmanager
+def device_lock(device: str, lock_dir: str | None = None, env: dict | None = None) -> Iterator[None]:
+    """Hold an exclusive per-host lock on ``device`` so two timing jobs never share it.
+
+    Not on a GPU that a cluster scheduler assigned: the scheduler keeps other jobs off it, and
+    the job's device id (its shard's `cuda:N`) is not the GPU it was given, so a lock by that id
+    would serialise unrelated jobs."""
+    if device != "cpu" and scheduler_assigned_gpu(env):
+        yield
+        return
+    directory = Path(lock_dir or tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"lenna-device-{device.replace(':', '')}.lock"
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model()
+
+
+def timing_job(snakemake) -> tuple[Target, str, torch.device]:
+    """For a workflow job that runs on a target's device: the target it times for (rule params
+    ``target``), the device it was given (resource ``device``: ``cpu`` or ``cuda:N``), and that
+    device pinned for torch with the target's threads."""
+    settings = snakemake.params.target
+    target = Target(
+        snakemake.wildcards.target, settings["batch_size"], settings["threads"], settings["dtype"]
+    )
+    device_str = snakemake.resources.device
+    return target, device_str, pin_device(device_str, target.threads)

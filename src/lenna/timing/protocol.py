@@ -1,0 +1,72 @@
+"""The timing protocol: how passes of a module are timed and summarised.
+
+Threads are fixed before any torch work (`lenna.timing.devices.pin_device`); every round has
+untimed warm-up passes, then timed passes, each timed alone with ``perf_counter_ns`` on a CPU or
+CUDA events on a GPU. A label is a robust statistic of the raw replicates with its dispersion.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TimingProtocol:
+    warmup: int = 3  # untimed passes before timing a cell (in every round)
+    repeats: int = 7  # timed passes of a discrete cell per round
+    rounds: int = 3  # rounds over the shard; a discrete label pools rounds x repeats passes
+    runs_per_reset: int = 20  # timed passes after each gate reset (LENNA: 20)
+    reset_quantile: float = 0.4  # statistic of the passes of one reset (LENNA: 0.4 quantile)
+    rel_tol: float = 0.01  # convergence threshold on the cumulative mean (LENNA: 1%)
+    patience: int = 10  # consecutive resets below rel_tol (LENNA: 10)
+    max_resets: int = 200  # cap on resets per expected label
+    reset_warmup: int = 1  # untimed passes after each reset (first call of a new op is slow)
+    reference_every: int = 20  # specs between two timings of the reference cell
+
+
+# -- timing ----------------------------------------------------------------------------------------
+def time_passes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], n: int) -> np.ndarray:
+    """Wall time (ms) of ``n`` forward passes ``module(*inputs)``, one value per pass."""
+    device = inputs[0].device
+    if device.type == "cuda":
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
+        ]
+        torch.cuda.synchronize(device)
+        for start, end in events:
+            start.record()
+            module(*inputs)
+            end.record()
+        torch.cuda.synchronize(device)
+        return np.array([start.elapsed_time(end) for start, end in events])
+    out = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        module(*inputs)
+        out[i] = (time.perf_counter_ns() - t0) / 1e6
+    return out
+
+
+def timed_round(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol
+) -> np.ndarray:
+    """One round: ``warmup`` untimed passes, then ``repeats`` timed passes (ms)."""
+    time_passes(module, inputs, protocol.warmup)
+    return time_passes(module, inputs, protocol.repeats)
+
+
+def median_ms(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol) -> float:
+    """Median (ms) of ``rounds`` rounds back to back: a module timed alone (op, network)."""
+    with torch.inference_mode():
+        return float(
+            np.median(np.concatenate([timed_round(module, inputs, protocol) for _ in range(protocol.rounds)]))
+        )
+
+
+def rel_iqr(values: np.ndarray) -> float:
+    q25, q50, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+    return float((q75 - q25) / q50) if q50 > 0 else float("nan")
