@@ -113,5 +113,11 @@ def test_every_job_writes_its_declared_log(tiny_run):
     workdir, _ = tiny_run
     logs = sorted((workdir / "logs").rglob("*.log"))
     rules = {path.relative_to(workdir / "logs").parts[0] for path in logs}
-    assert {"data_figures", "search_figures", "predictor_figures", "pareto_figure", "measure_latency"} <= rules
+    assert {
+        "data_figures",
+        "search_figures",
+        "predictor_figures",
+        "pareto_figure",
+        "measure_latency",
+    } <= rules
     assert [str(p) for p in logs if p.stat().st_size == 0] == []
