@@ -87,7 +87,7 @@ def test_a_saved_model_gives_identical_predictions_in_a_fresh_process(splits, tm
     write_parquet(parts["test"], tmp_path / "test.parquet")
     here = predictor.predict(parts["test"])
     code = (
-        "import sys, json, pandas as pd; from lenna.predictor import load_predictor;"
+        "import sys, json, pandas as pd; from lenna.predictors.model import load_predictor;"
         "p = load_predictor(sys.argv[1]); t = pd.read_parquet(sys.argv[2]);"
         "print(json.dumps(p.predict(t).tolist()))"
     )

@@ -28,7 +28,6 @@ CLUSTER = {
 }
 
 
-@pytest.mark.slow
 def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(tmp_path):
     reason = unavailable_reason()
     if reason is not None:
