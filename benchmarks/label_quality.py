@@ -7,7 +7,7 @@ Reports, for the target's first device:
   next to the noise of the labels (median relative IQR of their replicates);
 - feature dependence: a plain ridge regression on the features against the constant mean, on
   the held-out test split (R^2 and RMSE of log latency);
-- the measurement stage's wall time, from the Snakemake benchmark files of its jobs.
+- the measurement stage's wall time, from the `elapsed_s` its jobs record in their shards.
 
 Usage: python benchmarks/label_quality.py [--config config/config.yaml] [--target cpu] [--n 60]
 Writes benchmarks/out/label_quality-{target}.json and prints the same numbers.

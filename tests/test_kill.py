@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SNAKEMAKE, run_snakemake, write_config
+from conftest import ROOT, SNAKEMAKE, run_snakemake, tiny_snakefile, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -65,16 +65,18 @@ def test_a_killed_measurement_job_leaves_no_partial_shard_and_the_next_run_finis
     assert len(pd.read_parquet(workdir / target)) == 24
 
 
-def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tmp_path):
+def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tiny_run, tmp_path):
+    source, _ = tiny_run
     workdir = tmp_path / "work"
-    run_snakemake(workdir, "--until", "measure_latency")
+    shutil.copytree(source, workdir, symlinks=True)
+    snakefile = tiny_snakefile(source)
     shard = workdir / "results" / "latency" / "cpu" / "shard-1.parquet"
     shard.chmod(0o644)
     table = pd.read_parquet(shard)
     table.loc[0, "latency_ms"] = float("nan")
     table.to_parquet(shard, index=False)
     dataset = "results/datasets/cpu/latency.parquet"
-    proc = run_snakemake(workdir, dataset, check=False)
+    proc = run_snakemake(workdir, dataset, check=False, snakefile=snakefile)
     assert proc.returncode != 0
     assert (
         "shard-1.parquet" in proc.stdout + proc.stderr
@@ -82,7 +84,7 @@ def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tmp_p
     )
     assert not (workdir / "results" / "datasets" / "cpu" / "latency.parquet").exists()
     shard.unlink()  # the user removes the bad shard: the next run times it again and finishes
-    run_snakemake(workdir, dataset)
+    run_snakemake(workdir, dataset, snakefile=snakefile)
     assert len(pd.read_parquet(workdir / dataset)) == 24
 
 
@@ -97,7 +99,7 @@ def test_a_genotype_file_with_an_unknown_op_stops_training_naming_it_and_leaves_
     genotype["normal"][0][0] = "conv_9x9"
     (run / "genotype.json").write_text(json.dumps(genotype))
     metrics = "results/search/cpu/mlp/lambda-0/seed-0/final/metrics.json"
-    proc = run_snakemake(workdir, metrics, check=False)
+    proc = run_snakemake(workdir, metrics, check=False, snakefile=tiny_snakefile(source))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "genotype.json: normal[0]: unknown op 'conv_9x9'" in out, out[-3000:]

@@ -1,15 +1,14 @@
 """Re-run semantics on the tiny config: a change re-runs exactly the stages it touches.
 
-The workflow is copied to a temporary directory first, so touching its package modules does
-not invalidate the results of this checkout.
+They plan against the shared tiny run, which ran a copy of the workflow: editing package
+modules there (and restoring them) leaves this checkout alone.
 """
 
 import re
-import shutil
 
 import pytest
 
-from conftest import ROOT, run_snakemake, write_config
+from conftest import TINY, run_snakemake, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -17,15 +16,10 @@ MEASURING = {"measure_latency", "measure_lut", "measure_networks"}
 
 
 @pytest.fixture(scope="module")
-def copy_run(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("repo")
-    for name in ("Snakefile", "workflow", "src", "profiles", "config", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
-    config = write_config(repo / "tiny.yaml")
-    workdir = repo / "work"
-    run_snakemake(workdir, configfile=config, snakefile=repo / "Snakefile")
-    return repo, workdir, config
+def copy_run(tiny_run):
+    """The shared tiny run, in its own copy of the workflow (conftest.tiny_run)."""
+    workdir, _ = tiny_run
+    return workdir.parent, workdir, TINY
 
 
 def planned(repo, workdir, config) -> dict[str, int]:

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake
+from conftest import run_snakemake, tiny_snakefile
 from lenna.datasets import LATENCY_COLUMNS
 from lenna.space.genotype import Genotype
 
@@ -31,7 +31,7 @@ def test_tiny_config_builds_the_datasets(tiny_run):
 
 def test_a_second_run_has_nothing_to_do(tiny_run):
     workdir, _ = tiny_run
-    proc = run_snakemake(workdir)
+    proc = run_snakemake(workdir, snakefile=tiny_snakefile(workdir))
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
