@@ -13,6 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import ROOT, TINY, run_snakemake, write_config
+from lenna import config as cfg
 from lenna.config import ConfigError, check_config
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -99,3 +100,9 @@ def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, changes, k
     message = proc.stdout + proc.stderr
     assert key in message, message[-2000:]
     assert not (tmp_path / "work" / "results").exists()
+
+
+def test_canonical_orders_keys_at_every_depth_and_keeps_list_order():
+    got = cfg.canonical({"b": {"y": 1, "x": [{"q": 1, "p": 2}, 3]}, "a": [2, 1]})
+    assert list(got) == ["a", "b"] and list(got["b"]) == ["x", "y"]
+    assert list(got["b"]["x"][0]) == ["p", "q"] and got["a"] == [2, 1]

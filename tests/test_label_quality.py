@@ -35,7 +35,10 @@ def labelled():
 def test_retiming_stored_specs_reproduces_their_labels(labelled):
     sample = labelled.iloc[:40]
     again = measure_specs(sample, Target("cpu", 1, 1), "cpu", pin_device("cpu", 1), PROTOCOL)
-    rel = np.abs(again["latency_ms"].to_numpy() / sample["latency_ms"].to_numpy() - 1)
+    # Labels reach the datasets calibrated by their job's reference cell (datasets.calibrate=true):
+    # a shared host that changed speed between the two jobs (25% on one CI run) moves both.
+    calibrated = [t["latency_ms"].to_numpy() / t["reference_ms"].to_numpy() for t in (again, sample)]
+    rel = np.abs(calibrated[0] / calibrated[1] - 1)
     # The benchmark (benchmarks/label_quality.py) quotes the real figure on a quiet machine;
     # here the bound leaves room for a shared CI host but still fails for labels that are noise.
     assert np.median(rel) < 0.10

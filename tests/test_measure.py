@@ -13,7 +13,7 @@ from lenna.space.ops import OP_SETS
 from lenna.space.specs import sample_specs, sampling_plan, spec_probs
 from lenna.timing.devices import Target, device_lock, pin_device
 from lenna.timing.labels import gate_seed, measure_specs
-from lenna.timing.protocol import TimingProtocol
+from lenna.timing.protocol import TimingProtocol, label_of
 from test_specs import CONFIG
 
 OPS = OP_SETS["darts"]
@@ -43,11 +43,19 @@ def test_every_row_carries_provenance(measured):
     assert (rows["threads"] == 1).all()
 
 
-def test_discrete_label_is_the_median_of_its_replicates(measured):
+def test_discrete_label_is_the_minimum_of_its_replicates_by_default(measured):
     _, rows = measured
+    assert FAST.label_quantile == 0.0
     for _, row in rows[rows["label_kind"] == "discrete"].iterrows():
         assert len(row["replicates_ms"]) == FAST.repeats * FAST.rounds
-        assert row["latency_ms"] == pytest.approx(np.median(row["replicates_ms"]))
+        assert row["latency_ms"] == pytest.approx(np.min(row["replicates_ms"]))
+
+
+def test_label_quantile_chooses_the_statistic_of_the_passes():
+    runs = np.array([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert label_of(runs, TimingProtocol(label_quantile=0.5)) == 3.0
+    assert label_of(runs, TimingProtocol(label_quantile=0.25)) == 2.0
+    assert label_of(runs, TimingProtocol()) == 1.0
 
 
 def test_expected_label_is_the_cumulative_mean_stopped_by_the_convergence_rule(measured):

@@ -103,3 +103,13 @@ def test_sampler_shares_follow_the_config(specs):
     assert abs(shares["discrete"] - 0.4) < 0.1
     assert abs(shares["derived"] - 0.2) < 0.1
     assert abs(shares["soft"] - 0.4) < 0.1
+
+
+def test_the_order_of_the_sampler_shares_in_the_config_does_not_change_the_specs(plan):
+    reordered = {
+        **CONFIG,
+        "sampling": {**CONFIG["sampling"], "samplers": {"soft": 0.4, "derived": 0.2, "discrete": 0.4}},
+    }
+    pd.testing.assert_frame_equal(
+        sample_specs(plan, 5, 0, 60), sample_specs(sampling_plan(reordered), 5, 0, 60)
+    )

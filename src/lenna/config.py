@@ -25,6 +25,17 @@ class ConfigError(ValueError):
     """An invalid config value; the message starts with the key it concerns."""
 
 
+def canonical(node):
+    """``node`` with every mapping's keys in sorted order, recursively. The workflow's params
+    are compared by their text between runs, so without this a config whose keys were merely
+    reordered (a YAML tool that sorts them, say) would look changed and re-run everything."""
+    if isinstance(node, dict):
+        return {key: canonical(node[key]) for key in sorted(node)}
+    if isinstance(node, list):
+        return [canonical(value) for value in node]
+    return node
+
+
 def check_config(config: dict) -> None:
     """Raise `ConfigError` naming the key of the first invalid value found."""
     space = config["search_space"]

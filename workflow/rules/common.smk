@@ -20,6 +20,10 @@ from lenna.space.network import network_macro as macro_of  # noqa: E402
 from lenna.timing.hardware import HardwareError, target_hardware  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+# One key order whatever the YAML's, so that params (compared as text) change only with values.
+_canonical = cfg.canonical(config)
+config.clear()
+config.update(_canonical)
 try:
     cfg.check_config(config)
     # The hardware model of every measured target: part of what decides its labels. Not in a

@@ -129,7 +129,7 @@ def sample_spec(plan: SamplingPlan, seed: int, index: int) -> dict:
     rng = np.random.default_rng([seed, index])
     op_names = op_set(plan.op_set)
     n_edges = len(edge_list(plan.steps))
-    names = list(plan.sampler_weights)
+    names = [k for k in SAMPLERS if k in plan.sampler_weights]  # not the config's key order
     weights = np.array([plan.sampler_weights[k] for k in names], dtype=np.float64)
     sampler = names[rng.choice(len(names), p=weights / weights.sum())]
     shape = plan.shapes[rng.integers(len(plan.shapes))]

@@ -4,8 +4,9 @@ Protocol (see BACKGROUND.md, "Measuring latency well"): threads fixed before any
 warm-up passes, per-pass timing with ``perf_counter_ns`` on a CPU or CUDA events on a GPU, raw
 replicates kept, a robust statistic with its dispersion.
 
-*Discrete* label: the median of ``rounds`` x ``repeats`` timed passes of the cell's single op per
-edge, taken in rounds over the whole shard so that a slow spell of the machine is spread out.
+*Discrete* label: the ``label_quantile`` (default: the minimum) of ``rounds`` x ``repeats`` timed
+passes of the cell's single op per edge, taken in rounds over the whole shard so that one slow
+spell of the machine cannot spoil all of a spec's passes.
 *Expected* label: repeatedly reset the binary gates (one op per edge drawn from the spec's own
 stored probabilities, with a generator seeded by the spec id), time ``runs_per_reset`` passes,
 keep the ``reset_quantile`` of them; the label is the cumulative mean of those per-reset values
@@ -28,7 +29,7 @@ from lenna.space.cell import Cell, CellShape, edge_list, sample_gates
 from lenna.space.ops import NONE, op_set
 from lenna.space.specs import spec_probs, spec_shape
 from lenna.timing.devices import Target, device_name
-from lenna.timing.protocol import TimingProtocol, rel_iqr, time_passes, timed_round
+from lenna.timing.protocol import TimingProtocol, label_of, rel_iqr, time_passes, timed_round
 
 LATENCY_SCHEMA_VERSION = 1
 
@@ -51,10 +52,10 @@ def provenance(target: Target, device_str: str, device: torch.device) -> dict:
     }
 
 
-def discrete_label(runs: np.ndarray) -> dict:
+def discrete_label(runs: np.ndarray, protocol: TimingProtocol) -> dict:
     """A discrete label from all its timed passes (every round pooled)."""
     return {
-        "latency_ms": float(np.median(runs)),
+        "latency_ms": label_of(runs, protocol),
         "dispersion": rel_iqr(runs),
         "n_timed": len(runs),
         "n_resets": 0,
@@ -182,7 +183,7 @@ def reference_cell(shape: CellShape, op_names, steps: int) -> Cell:
 
 
 class _ReferenceClock:
-    """Times the reference cell between specs; its median is the job's machine speed."""
+    """Times the reference cell between specs; `label_of` its passes is the job's machine speed."""
 
     def __init__(self, shape: CellShape, op_names, steps, target: Target, device, protocol):
         self.cell = reference_cell(shape, op_names, steps).to(
@@ -199,7 +200,7 @@ class _ReferenceClock:
 
     def summary(self) -> dict:
         runs = np.concatenate(self.runs)
-        return {"reference_ms": float(np.median(runs)), "reference_dispersion": rel_iqr(runs)}
+        return {"reference_ms": label_of(runs, self.protocol), "reference_dispersion": rel_iqr(runs)}
 
 
 def label_specs(
@@ -216,7 +217,7 @@ def label_specs(
     job's duration and a slow spell of the machine does not bias one spec's label. Expected
     labels are taken in the first round. The reference cell at ``reference`` (default: the
     first spec's shape) is timed at the start of every round and every ``reference_every``
-    specs: its median says how fast the machine ran during this job.
+    specs: `label_of` its passes says how fast the machine ran during this job.
     """
     records = [row for _, row in specs.iterrows()]
     labels: list[dict | None] = [None] * len(records)
@@ -243,7 +244,9 @@ def label_specs(
             if i % 50 == 49:
                 gc.collect()
     labels = [
-        label if label is not None else {"status": "ok", "error": "", **discrete_label(np.concatenate(parts))}
+        label
+        if label is not None
+        else {"status": "ok", "error": "", **discrete_label(np.concatenate(parts), protocol)}
         for label, parts in zip(labels, runs, strict=True)
     ]
     return labels, (

@@ -17,7 +17,7 @@ from lenna.space.genotype import Genotype
 from lenna.space.network import Macro, Network
 from lenna.space.ops import NONE, op_set
 from lenna.timing.devices import Target
-from lenna.timing.protocol import median_ms
+from lenna.timing.protocol import timed_ms
 
 
 def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> Genotype:
@@ -67,9 +67,9 @@ def measure_networks(
                     "genotype": json.dumps(genotype.to_dict(), sort_keys=True),
                     **{f"macro_{f}": v for f, v in macro.__dict__.items()},
                     "batch_size": target.batch_size,
-                    "latency_ms": median_ms(net, (x,), protocol),
-                    "stem_ms": median_ms(net.stem, (x,), protocol),
-                    "head_ms": median_ms(_Head(net), (s1,), protocol),
+                    "latency_ms": timed_ms(net, (x,), protocol),
+                    "stem_ms": timed_ms(net.stem, (x,), protocol),
+                    "head_ms": timed_ms(_Head(net), (s1,), protocol),
                 }
             rows.append(row)
     return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ import torch
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
 from lenna.timing.devices import Target
-from lenna.timing.protocol import TimingProtocol, median_ms
+from lenna.timing.protocol import TimingProtocol, timed_ms
 
 # A part of a cell, timed or counted alone: (op, c_in, c_out, height, stride). Preprocessing
 # parts are named "preprocess" (1x1 ReLU-conv-BN) and "factorized_reduce".
@@ -63,11 +63,11 @@ def all_parts(shapes: Iterable[CellShape], op_names, steps: int) -> list[Part]:
 def measure_lut(
     parts: list[Part], target: Target, device: torch.device, protocol: TimingProtocol
 ) -> pd.DataFrame:
-    """Each part timed alone (median of rounds x repeats passes) at the target's batch size."""
+    """Each part timed alone (`label_of` its rounds x repeats passes) at the target's batch size."""
     rows = []
     dtype = getattr(torch, target.dtype)
     for part in parts:
         module = build_part(part).to(device=device, dtype=dtype).eval()
         x = torch.randn(target.batch_size, part[1], part[3], part[3], dtype=dtype).to(device)
-        rows.append([*part, target.batch_size, median_ms(module, (x,), protocol)])
+        rows.append([*part, target.batch_size, timed_ms(module, (x,), protocol)])
     return pd.DataFrame(rows, columns=LUT_COLUMNS)
