@@ -17,6 +17,7 @@ import pandas as pd
 from lenna.io import DataError, read_parquet
 from lenna.space.ops import op_set
 from lenna.space.specs import SHAPE_COLUMNS, prob_columns
+from lenna.timing.interference import interference_warnings
 
 LATENCY_COLUMNS = (
     "spec_id",
@@ -46,6 +47,10 @@ LATENCY_COLUMNS = (
     "cudnn_benchmark",
     "measured_at",
 )
+
+# Per-job measures of what else ran while the job timed (lenna.timing.interference); optional,
+# so tables timed before they existed, or imported from elsewhere, still merge.
+INTERFERENCE_COLUMNS = ("reference_spread", "other_cpu_share", "steal_share", "load_avg_1m")
 
 
 SPEC_FEATURE_COLUMNS = ("sampler", "op_set", "steps", *SHAPE_COLUMNS, "concentration")
@@ -121,8 +126,24 @@ def merge_latency(
         "reference_nominal_ms": nominal,
         "reference_ms_by_job": {str(k): float(v) for k, v in per_job.items()},
         "by_label_kind": {k: int(v) for k, v in merged["label_kind"].value_counts().sort_index().items()},
+        "label_quality_by_job": label_quality_by_job(latency),
     }
     return merged, summary
+
+
+def label_quality_by_job(latency: pd.DataFrame) -> dict[str, dict]:
+    """Per timing job (``source``): the median relative IQR of its labels' passes, its
+    interference measures where it has them, and the warnings they raise."""
+    present = [c for c in INTERFERENCE_COLUMNS if c in latency.columns]
+    quality = {}
+    for source, job in latency.groupby("source"):
+        measures = {c: float(job[c].iloc[0]) for c in present}
+        quality[str(source)] = {
+            "median_dispersion": float(job["dispersion"].median()),
+            **measures,
+            "warnings": interference_warnings(measures),
+        }
+    return quality
 
 
 def split_of(spec_id: str, fractions: dict[str, float]) -> str:

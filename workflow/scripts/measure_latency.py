@@ -6,6 +6,7 @@ from lenna.io import read_parquet, write_parquet
 from lenna.jobs import log_to_rule
 from lenna.space.cell import CellShape
 from lenna.timing.devices import device_lock, timing_job
+from lenna.timing.interference import describe_interference, interference_warnings
 from lenna.timing.labels import LATENCY_SCHEMA_VERSION, measure_specs
 from lenna.timing.protocol import TimingProtocol
 
@@ -36,3 +37,7 @@ log.info(
     60 * len(rows) / elapsed,
     rows["status"].value_counts().to_dict(),
 )
+job = rows.iloc[0].to_dict() if len(rows) else {}
+log.info("interference: %s", describe_interference(job))
+for warning in interference_warnings(job):
+    log.warning("%s: its labels may be too slow", warning)

@@ -9,3 +9,6 @@ table, summary = merge_latency(snakemake.input.specs, snakemake.input.latency, s
 write_parquet(table, snakemake.output.table, metadata={"schema_version": 1})
 write_json(summary, snakemake.output.summary)
 log.info("%s", summary)
+for job, quality in summary["label_quality_by_job"].items():
+    for warning in quality["warnings"]:
+        log.warning("%s: %s: its labels may be too slow", job, warning)

@@ -29,6 +29,7 @@ from lenna.space.cell import Cell, CellShape, edge_list, sample_gates
 from lenna.space.ops import NONE, op_set
 from lenna.space.specs import spec_probs, spec_shape
 from lenna.timing.devices import Target, device_name
+from lenna.timing.interference import CpuMeter
 from lenna.timing.protocol import TimingProtocol, label_of, rel_iqr, time_passes, timed_round
 
 LATENCY_SCHEMA_VERSION = 1
@@ -200,7 +201,13 @@ class _ReferenceClock:
 
     def summary(self) -> dict:
         runs = np.concatenate(self.runs)
-        return {"reference_ms": label_of(runs, self.protocol), "reference_dispersion": rel_iqr(runs)}
+        ticks = [label_of(tick, self.protocol) for tick in self.runs]
+        return {
+            "reference_ms": label_of(runs, self.protocol),
+            "reference_dispersion": rel_iqr(runs),
+            # How much the machine's speed changed during the job: slowest over fastest tick.
+            "reference_spread": max(ticks) / min(ticks) - 1,
+        }
 
 
 def label_specs(
@@ -250,7 +257,13 @@ def label_specs(
         for label, parts in zip(labels, runs, strict=True)
     ]
     return labels, (
-        clock.summary() if clock else {"reference_ms": float("nan"), "reference_dispersion": float("nan")}
+        clock.summary()
+        if clock
+        else {
+            "reference_ms": float("nan"),
+            "reference_dispersion": float("nan"),
+            "reference_spread": float("nan"),
+        }
     )
 
 
@@ -262,16 +275,19 @@ def measure_specs(
     protocol: TimingProtocol,
     reference: CellShape | None = None,
 ) -> pd.DataFrame:
-    """Latency rows for every spec of a spec table, with provenance and the job's reference
-    timing (`label_specs`); rows keep the spec order."""
+    """Latency rows for every spec of a spec table, with provenance, the job's reference timing
+    (`label_specs`) and what else ran meanwhile (`lenna.timing.interference`); rows keep the
+    spec order."""
     prov = provenance(target, device_str, device)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection during a timed pass is noise, not latency
+    meter = CpuMeter()
     try:
         labels, clock = label_specs(specs, target, device, protocol, reference)
     finally:
         if gc_was_enabled:
             gc.enable()
+    clock = {**clock, **meter.summary()}
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = [
         {"spec_id": spec_id, "label_kind": kind, **label, **clock, **prov, "measured_at": measured_at}
