@@ -47,4 +47,5 @@ rule all:
 
 
 onsuccess:
+    say_label_quality()
     build_report()

@@ -54,12 +54,20 @@ def test_every_row_carries_its_jobs_interference_measures_and_the_merge_reports_
 
 
 def test_tables_without_interference_columns_still_get_a_quality_entry():
-    table = pd.DataFrame({"source": ["a", "a", "b"], "dispersion": [0.1, 0.3, 0.2]})
+    table = pd.DataFrame(
+        {
+            "source": ["a", "a", "b"],
+            "status": ["ok", "ok", "ok"],
+            "label_kind": ["discrete", "expected", "discrete"],
+            "dispersion": [0.1, 0.3, 0.2],
+            "replicates_ms": [[1.0, 1.1], [2.0], [3.0, 3.0]],
+            "latency_ms_raw": [1.0, 2.0, 3.0],
+        }
+    )
     quality = label_quality_by_job(table)
-    assert quality == {
-        "a": {"median_dispersion": 0.2, "warnings": []},
-        "b": {"median_dispersion": 0.2, "warnings": []},
-    }
+    assert sorted(quality) == ["a", "b"]
+    assert quality["a"]["median_dispersion"] == pytest.approx(0.2) and quality["a"]["n_labels"] == 2
+    assert quality["b"]["warnings"] == [] and "other_cpu_share" not in quality["b"]
 
 
 def test_warnings_name_what_was_seen_and_stay_quiet_below_the_thresholds():

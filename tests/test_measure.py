@@ -12,13 +12,29 @@ from lenna.space.cell import sample_gates
 from lenna.space.ops import OP_SETS
 from lenna.space.specs import sample_specs, sampling_plan, spec_probs
 from lenna.timing.devices import Target, device_lock, pin_device
-from lenna.timing.labels import gate_seed, measure_specs
+from lenna.timing.labels import (
+    SpecTiming,
+    build_cell,
+    first_expected_visit,
+    gate_seed,
+    make_inputs,
+    measure_specs,
+)
 from lenna.timing.protocol import TimingProtocol, label_of
 from test_specs import CONFIG
 
 OPS = OP_SETS["darts"]
+# No re-timing (a wide tolerance): tests that use these labels for something else must not see
+# a spec turn "unstable" on a busy machine. tests/test_retiming.py tests the re-timing.
 FAST = TimingProtocol(
-    warmup=1, repeats=5, runs_per_reset=3, rel_tol=0.05, patience=3, max_resets=30, reset_warmup=0
+    warmup=1,
+    repeats=5,
+    runs_per_reset=3,
+    rel_tol=0.05,
+    patience=3,
+    max_resets=30,
+    reset_warmup=0,
+    retime_tolerance=10.0,
 )
 CPU = Target("cpu", batch_size=1, threads=1)
 
@@ -47,7 +63,8 @@ def test_discrete_label_is_the_minimum_of_its_replicates_by_default(measured):
     _, rows = measured
     assert FAST.label_quantile == 0.0
     for _, row in rows[rows["label_kind"] == "discrete"].iterrows():
-        assert len(row["replicates_ms"]) == FAST.repeats * FAST.rounds
+        assert row["n_visits"] == FAST.rounds
+        assert len(row["replicates_ms"]) == FAST.repeats * row["n_visits"]
         assert row["latency_ms"] == pytest.approx(np.min(row["replicates_ms"]))
 
 
@@ -58,7 +75,7 @@ def test_label_quantile_chooses_the_statistic_of_the_passes():
     assert label_of(runs, TimingProtocol()) == 1.0
 
 
-def test_expected_label_is_the_cumulative_mean_stopped_by_the_convergence_rule(measured):
+def test_expected_label_is_the_mean_over_resets_of_the_pooled_visits(measured):
     _, rows = measured
     expected = rows[rows["label_kind"] == "expected"]
     assert len(expected) > 0
@@ -66,13 +83,27 @@ def test_expected_label_is_the_cumulative_mean_stopped_by_the_convergence_rule(m
         per_reset = np.asarray(row["replicates_ms"])
         assert row["n_resets"] == len(per_reset) == len(row["gates"])
         assert row["latency_ms"] == pytest.approx(per_reset.mean())
+        assert row["n_timed"] == row["n_visits"] * row["n_resets"] * FAST.runs_per_reset
+
+
+def test_the_first_visit_of_an_expected_spec_stops_by_the_convergence_rule(measured):
+    stored, _ = measured
+    cpu = torch.device("cpu")
+    for _, row in stored[stored["label_kind"] == "expected"].head(4).iterrows():
+        cell, probs = build_cell(row, cpu)
+        timing = SpecTiming("expected")
+        rng = np.random.default_rng(gate_seed(row["spec_id"]))
+        with torch.inference_mode():
+            first_expected_visit(cell, make_inputs(cell, 1, cpu, torch.float32), probs, rng, FAST, timing)
+        per_reset = np.quantile(timing.visits[0], FAST.reset_quantile, axis=1)
+        assert len(per_reset) == len(timing.gates)
         cum = np.cumsum(per_reset) / np.arange(1, len(per_reset) + 1)
         changes = np.abs(np.diff(cum)) / cum[:-1]
-        if row["converged"]:
+        if timing.converged:
             assert (changes[-FAST.patience :] < FAST.rel_tol).all()
             assert not (changes[-FAST.patience - 1 :] < FAST.rel_tol).all() or len(changes) == FAST.patience
         else:
-            assert row["n_resets"] == FAST.max_resets
+            assert len(per_reset) == FAST.max_resets
 
 
 def test_gates_were_drawn_from_exactly_the_stored_probabilities(measured):

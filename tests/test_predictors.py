@@ -86,13 +86,16 @@ def test_a_saved_model_gives_identical_predictions_in_a_fresh_process(splits, tm
     predictor.save(tmp_path / "mlp")
     write_parquet(parts["test"], tmp_path / "test.parquet")
     here = predictor.predict(parts["test"])
+    # Same threads as here: a float32 matrix product sums in another order on more threads.
     code = (
-        "import sys, json, pandas as pd; from lenna.predictors.model import load_predictor;"
+        "import sys, json, torch, pandas as pd; from lenna.predictors.model import load_predictor;"
+        "torch.set_num_threads(int(sys.argv[3]));"
         "p = load_predictor(sys.argv[1]); t = pd.read_parquet(sys.argv[2]);"
         "print(json.dumps(p.predict(t).tolist()))"
     )
+    threads = str(torch.get_num_threads())
     out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "mlp"), str(tmp_path / "test.parquet")],
+        [sys.executable, "-c", code, str(tmp_path / "mlp"), str(tmp_path / "test.parquet"), threads],
         capture_output=True,
         text=True,
         check=True,

@@ -51,6 +51,13 @@ LATENCY_COLUMNS = (
 # Per-job measures of what else ran while the job timed (lenna.timing.interference); optional,
 # so tables timed before they existed, or imported from elsewhere, still merge.
 INTERFERENCE_COLUMNS = ("reference_spread", "other_cpu_share", "steal_share", "load_avg_1m")
+# How each label was reached (lenna.timing.labels: visits, re-timing); optional likewise.
+RETIMING_COLUMNS = ("uncertainty", "n_visits", "retimed", "retime_s")
+
+# Label quality below which a target's predictors cannot be scored at their quoted accuracy
+# (datasets.label_quality in the config): the median disagreement of a label's two best visits,
+# and the share of labels still unstable after re-timing.
+DEFAULT_LABEL_QUALITY = {"max_noise_floor": 0.05, "max_unstable_share": 0.05, "fail_on_poor": False}
 
 
 SPEC_FEATURE_COLUMNS = ("sampler", "op_set", "steps", *SHAPE_COLUMNS, "concentration")
@@ -60,19 +67,28 @@ SPLITS = ("train", "val", "test")
 
 
 def merge_latency(
-    spec_paths: Sequence[str], latency_paths: Sequence[str], calibrate: bool = True
+    spec_paths: Sequence[str],
+    latency_paths: Sequence[str],
+    calibrate: bool = True,
+    quality: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """One row per measured spec (status ok), spec features joined; and a summary of the merge.
 
     With ``calibrate``, labels are corrected for the machine's speed during their job: each job
     timed the same reference cell throughout (``reference_ms``), and a job's labels are scaled by
     median(reference_ms over the target's jobs) / its own reference_ms. The measured value stays
-    in ``latency_ms_raw`` and the factor applied in ``speed_factor``.
+    in ``latency_ms_raw`` and the factor applied in ``speed_factor``. Labels that stayed
+    ``unstable`` after re-timing are left out like failed ones, and counted; the summary's
+    ``label_quality`` (`label_quality`) judges the labels against ``quality`` (keys of
+    `DEFAULT_LABEL_QUALITY`).
 
     Raises `DataError` naming the file for an unreadable shard, a missing column, a latency
     row without its spec, an ok row whose label is not a positive finite number, or one spec
-    with different labels in two rows (identical repeats are dropped and counted).
+    with different labels in two rows (identical repeats are dropped and counted); and, with
+    ``quality["fail_on_poor"]``, labels too poor for the predictors' quoted accuracy, naming the
+    jobs.
     """
+    quality = {**DEFAULT_LABEL_QUALITY, **(quality or {})}
     specs = []
     for path in spec_paths:
         table = read_parquet(path, ["spec_id", *SPEC_FEATURE_COLUMNS])
@@ -102,7 +118,8 @@ def merge_latency(
     latency["latency_ms_raw"] = latency["latency_ms"]
     latency["speed_factor"] = latency["reference_ms"] / nominal if calibrate else 1.0
     latency["latency_ms"] = latency["latency_ms_raw"] / latency["speed_factor"]
-    failed = latency[latency["status"] != "ok"]
+    failed = latency[latency["status"] == "failed"]
+    unstable = latency[latency["status"] == "unstable"]
     ok = latency[latency["status"] == "ok"]
     n_before = len(ok)
     repeated = ok[ok["spec_id"].duplicated(keep=False)]
@@ -121,29 +138,119 @@ def merge_latency(
         "n_ok": int(len(merged)),
         "n_failed": int(len(failed)),
         "failure_reasons": dict(Counter(failed["error"].astype(str))),
+        "n_unstable": int(len(unstable)),
         "n_duplicates_dropped": int(n_before - len(ok)),
         "calibrated": bool(calibrate),
         "reference_nominal_ms": nominal,
         "reference_ms_by_job": {str(k): float(v) for k, v in per_job.items()},
         "by_label_kind": {k: int(v) for k, v in merged["label_kind"].value_counts().sort_index().items()},
-        "label_quality_by_job": label_quality_by_job(latency),
+        "label_quality": label_quality(latency, quality),
+        "label_quality_by_job": label_quality_by_job(latency, quality),
     }
+    if quality["fail_on_poor"] and summary["label_quality"]["poor"]:
+        raise DataError(
+            "labels too poor for the predictors' quoted accuracy: "
+            + "; ".join(summary["label_quality"]["reasons"])
+            + " (datasets.label_quality.fail_on_poor: true; re-time on a quieter machine, or"
+            " set it false to go on with a warning)"
+        )
     return merged, summary
 
 
-def label_quality_by_job(latency: pd.DataFrame) -> dict[str, dict]:
-    """Per timing job (``source``): the median relative IQR of its labels' passes, its
-    interference measures where it has them, and the warnings they raise."""
-    present = [c for c in INTERFERENCE_COLUMNS if c in latency.columns]
-    quality = {}
-    for source, job in latency.groupby("source"):
+def _quality_measures(labels: pd.DataFrame) -> dict:
+    """Label quality of timed (not failed) latency rows: the noise floor (median disagreement of
+    a label's two best visits), the share re-timed and still unstable, the median rel-IQR of the
+    passes, and the share of discrete passes over 20% above their label."""
+    nan = float("nan")
+    discrete = labels[labels["label_kind"] == "discrete"]
+    slow = [
+        np.mean(np.asarray(r) > 1.2 * label)
+        for r, label in zip(discrete["replicates_ms"], discrete["latency_ms_raw"], strict=True)
+        if len(r)
+    ]
+    has = {c: c in labels.columns and labels[c].notna().any() for c in RETIMING_COLUMNS}
+    return {
+        "n_labels": int(len(labels)),
+        "noise_floor": float(labels["uncertainty"].median()) if has["uncertainty"] else nan,
+        "share_retimed": float(labels["retimed"].astype(float).mean()) if has["retimed"] else nan,
+        "share_unstable": float((labels["status"] == "unstable").mean()) if len(labels) else nan,
+        "median_dispersion": float(labels["dispersion"].median()) if len(labels) else nan,
+        "slow_pass_share": float(np.mean(slow)) if slow else nan,
+    }
+
+
+def _quality_reasons(measures: dict, quality: dict) -> list[str]:
+    reasons = []
+    if measures["noise_floor"] > quality["max_noise_floor"]:
+        reasons.append(
+            f"the two best visits of a label disagree by a median {measures['noise_floor']:.1%} "
+            f"(datasets.label_quality.max_noise_floor {quality['max_noise_floor']:.0%})"
+        )
+    if measures["share_unstable"] > quality["max_unstable_share"]:
+        reasons.append(
+            f"{measures['share_unstable']:.1%} of the labels stayed unstable after re-timing "
+            f"(datasets.label_quality.max_unstable_share {quality['max_unstable_share']:.0%})"
+        )
+    return reasons
+
+
+def label_quality(latency: pd.DataFrame, quality: dict | None = None) -> dict:
+    """A target's label quality (`_quality_measures` over every timed row) judged against
+    ``quality``: ``poor`` with its ``reasons``, naming the jobs whose own labels are poor."""
+    quality = {**DEFAULT_LABEL_QUALITY, **(quality or {})}
+    timed = latency[latency["status"] != "failed"]
+    measures = _quality_measures(timed)
+    reasons = _quality_reasons(measures, quality)
+    poor_jobs = sorted(
+        str(source)
+        for source, job in timed.groupby("source")
+        if _quality_reasons(_quality_measures(job), quality)
+    )
+    if reasons and poor_jobs:
+        reasons.append(f"poor jobs: {', '.join(poor_jobs)}")
+    retime = timed.groupby("source")["retime_s"].first().sum() if "retime_s" in timed else float("nan")
+    return {
+        **measures,
+        "retime_s": float(retime),
+        "poor": bool(reasons),
+        "reasons": reasons,
+        "poor_jobs": poor_jobs,
+    }
+
+
+def label_quality_by_job(latency: pd.DataFrame, quality: dict | None = None) -> dict[str, dict]:
+    """Per timing job (``source``): its label quality (`_quality_measures`), its interference
+    measures where it has them, and the warnings both raise."""
+    quality = {**DEFAULT_LABEL_QUALITY, **(quality or {})}
+    present = [c for c in (*INTERFERENCE_COLUMNS, "retime_s") if c in latency.columns]
+    by_job = {}
+    for source, job in latency[latency["status"] != "failed"].groupby("source"):
         measures = {c: float(job[c].iloc[0]) for c in present}
-        quality[str(source)] = {
-            "median_dispersion": float(job["dispersion"].median()),
+        labels = _quality_measures(job)
+        by_job[str(source)] = {
+            **labels,
             **measures,
-            "warnings": interference_warnings(measures),
+            "warnings": interference_warnings(measures) + _quality_reasons(labels, quality),
         }
-    return quality
+    return by_job
+
+
+def describe_label_quality(target: str, summary: dict) -> list[str]:
+    """Lines for the end of a run and the report: a target's label quality, loud when poor."""
+    q = summary.get("label_quality")
+    if not q:
+        return [f"labels of {target}: no quality measures (imported or timed before they existed)"]
+    lines = [
+        f"labels of {target}: {q['n_labels']} timed, noise floor {q['noise_floor']:.1%} (median "
+        f"disagreement of a label's two best visits), {q['share_retimed']:.0%} re-timed "
+        f"({q['retime_s']:.0f} s), {q['share_unstable']:.1%} left out as unstable"
+    ]
+    if q["poor"]:
+        lines.append(f"WARNING: labels of {target} are too poor for the predictors' quoted accuracy:")
+        lines += [f"WARNING:   {reason}" for reason in q["reasons"]]
+    for job, quality in summary.get("label_quality_by_job", {}).items():
+        lines += [f"  {job}: {warning}" for warning in quality["warnings"]]
+    return lines
 
 
 def split_of(spec_id: str, fractions: dict[str, float]) -> str:

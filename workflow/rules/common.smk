@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import subprocess
@@ -293,6 +294,18 @@ def all_outputs():
 
 
 REPORT = "results/report.html"
+
+
+def say_label_quality():
+    """At the end of a run: every measured target's label quality, loud when poor (README,
+    "Label quality")."""
+    from lenna.datasets import describe_label_quality
+
+    for target in MEASURED:
+        path = Path(f"results/datasets/{target}/summary.json")
+        if path.exists():
+            for line in describe_label_quality(target, json.loads(path.read_text())):
+                print(line, file=sys.stderr)
 
 
 def build_report():

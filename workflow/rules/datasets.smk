@@ -14,6 +14,7 @@ rule merge_latency:
         "../../envs/data.yaml"
     params:
         calibrate=config["datasets"]["calibrate"],
+        quality=config["datasets"]["label_quality"],
     script:
         "../scripts/merge_latency.py"
 

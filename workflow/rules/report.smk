@@ -84,6 +84,7 @@ rule summary:
     input:
         comparisons=expand("results/predictors/{target}/comparison.csv", target=TARGETS),
         pareto=expand("results/pareto/{target}/summary.json", target=MEASURED),
+        datasets=expand("results/datasets/{target}/summary.json", target=TARGETS),
         code=code_inputs("summary.py"),
     output:
         markdown="results/summary.md",

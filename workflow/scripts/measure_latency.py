@@ -38,6 +38,16 @@ log.info(
     rows["status"].value_counts().to_dict(),
 )
 job = rows.iloc[0].to_dict() if len(rows) else {}
+if len(rows):
+    log.info(
+        "re-timing: %d specs visited again in %d extra round(s), %.1f s; %d left unstable; "
+        "median disagreement of a label's two best visits %.1f%%",
+        int(rows["retimed"].sum()),
+        int(job["retime_rounds_run"]),
+        job["retime_s"],
+        int((rows["status"] == "unstable").sum()),
+        100 * rows["uncertainty"].median(),
+    )
 log.info("interference: %s", describe_interference(job))
 for warning in interference_warnings(job):
     log.warning("%s: its labels may be too slow", warning)

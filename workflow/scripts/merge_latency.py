@@ -1,14 +1,15 @@
 """Snakemake adapter: merge a target's latency shards with their specs."""
 
-from lenna.datasets import merge_latency
+from lenna.datasets import describe_label_quality, merge_latency
 from lenna.io import write_json, write_parquet
 from lenna.jobs import log_to_rule
 
 log = log_to_rule(snakemake)
-table, summary = merge_latency(snakemake.input.specs, snakemake.input.latency, snakemake.params.calibrate)
+table, summary = merge_latency(
+    snakemake.input.specs, snakemake.input.latency, snakemake.params.calibrate, snakemake.params.quality
+)
 write_parquet(table, snakemake.output.table, metadata={"schema_version": 1})
 write_json(summary, snakemake.output.summary)
 log.info("%s", summary)
-for job, quality in summary["label_quality_by_job"].items():
-    for warning in quality["warnings"]:
-        log.warning("%s: %s: its labels may be too slow", job, warning)
+for line in describe_label_quality(snakemake.wildcards.target, summary):
+    (log.warning if summary["label_quality"]["poor"] or line.startswith("  ") else log.info)("%s", line)

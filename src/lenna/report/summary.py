@@ -6,6 +6,8 @@ import html
 
 import pandas as pd
 
+from lenna.datasets import describe_label_quality
+
 PREDICTOR_COLUMNS = ["model", "rmse_ms", "median_ape", "within_10pct", "spearman", "network_within_10pct"]
 
 
@@ -15,11 +17,38 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _sections(comparisons: dict[str, pd.DataFrame], pareto: dict[str, dict]) -> list:
+JOB_COLUMNS = [
+    "job",
+    "n_labels",
+    "noise_floor",
+    "share_retimed",
+    "share_unstable",
+    "retime_s",
+    "other_cpu_share",
+    "reference_spread",
+]
+
+
+def _label_quality(target: str, summary: dict) -> list:
+    """The label-quality paragraph of a target and its table of timing jobs."""
+    parts = [" ".join(describe_label_quality(target, {**summary, "label_quality_by_job": {}}))]
+    jobs = summary.get("label_quality_by_job") or {}
+    if jobs:
+        table = pd.DataFrame([{"job": job.rsplit("/", 1)[-1], **q} for job, q in jobs.items()])
+        table["warnings"] = table["warnings"].map("; ".join)
+        parts.append(table[[c for c in (*JOB_COLUMNS, "warnings") if c in table.columns]])
+    return parts
+
+
+def _sections(
+    comparisons: dict[str, pd.DataFrame], pareto: dict[str, dict], datasets: dict[str, dict] | None = None
+) -> list:
     """[(heading, [paragraph or DataFrame, ...]), ...] shared by both renderings."""
     sections = []
     for target, table in comparisons.items():
         parts = []
+        if target in (datasets or {}):
+            parts += _label_quality(target, datasets[target])
         best = table.loc[table["rmse_ms"].idxmin()]
         parts.append(
             f"Most accurate latency predictor on held-out cells: **{best['model']}**, RMSE "
@@ -59,9 +88,9 @@ def _sections(comparisons: dict[str, pd.DataFrame], pareto: dict[str, dict]) -> 
     return sections
 
 
-def to_markdown(comparisons, pareto) -> str:
+def to_markdown(comparisons, pareto, datasets=None) -> str:
     lines = ["# LENNA run summary", ""]
-    for heading, parts in _sections(comparisons, pareto):
+    for heading, parts in _sections(comparisons, pareto, datasets):
         lines += [f"## {heading}", ""]
         for part in parts:
             if isinstance(part, pd.DataFrame):
@@ -76,9 +105,9 @@ def to_markdown(comparisons, pareto) -> str:
     return "\n".join(lines)
 
 
-def to_html(comparisons, pareto) -> str:
+def to_html(comparisons, pareto, datasets=None) -> str:
     out = ["<h2>LENNA run summary</h2>"]
-    for heading, parts in _sections(comparisons, pareto):
+    for heading, parts in _sections(comparisons, pareto, datasets):
         out.append(f"<h3>{html.escape(heading)}</h3>")
         for part in parts:
             if isinstance(part, pd.DataFrame):

@@ -4,14 +4,19 @@ Protocol (see BACKGROUND.md, "Measuring latency well"): threads fixed before any
 warm-up passes, per-pass timing with ``perf_counter_ns`` on a CPU or CUDA events on a GPU, raw
 replicates kept, a robust statistic with its dispersion.
 
-*Discrete* label: the ``label_quantile`` (default: the minimum) of ``rounds`` x ``repeats`` timed
-passes of the cell's single op per edge, taken in rounds over the whole shard so that one slow
-spell of the machine cannot spoil all of a spec's passes.
-*Expected* label: repeatedly reset the binary gates (one op per edge drawn from the spec's own
-stored probabilities, with a generator seeded by the spec id), time ``runs_per_reset`` passes,
-keep the ``reset_quantile`` of them; the label is the cumulative mean of those per-reset values
-once its relative change stayed below ``rel_tol`` for ``patience`` consecutive resets (or after
-``max_resets``). The gates drawn are stored with the row, so anyone can check what was timed.
+Every spec is *visited* ``rounds`` times (an expected one ``expected_rounds`` times), in rounds
+over the whole shard, so that one slow spell of the machine cannot spoil all of its passes
+(`label_specs`).
+*Discrete* label: the ``label_quantile`` (default: the minimum) of the ``repeats`` timed passes
+of every visit of the cell's single op per edge, pooled.
+*Expected* label (LENNA): repeatedly reset the binary gates (one op per edge drawn from the
+spec's own stored probabilities, with a generator seeded by the spec id) and time
+``runs_per_reset`` passes, until the cumulative mean of the per-reset ``reset_quantile`` changed
+by less than ``rel_tol`` for ``patience`` consecutive resets (or ``max_resets``). Later visits
+time the same draws again; the label is the mean over resets of the ``reset_quantile`` of each
+reset's passes pooled over the visits. The gates drawn are stored with the row.
+A spec whose two best visits disagree by more than ``retime_tolerance`` is visited again within
+a time budget, and labelled ``unstable`` if they still disagree.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import socket
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -53,51 +59,109 @@ def provenance(target: Target, device_str: str, device: torch.device) -> dict:
     }
 
 
-def discrete_label(runs: np.ndarray, protocol: TimingProtocol) -> dict:
-    """A discrete label from all its timed passes (every round pooled)."""
-    return {
-        "latency_ms": label_of(runs, protocol),
-        "dispersion": rel_iqr(runs),
-        "n_timed": len(runs),
-        "n_resets": 0,
-        "converged": True,
-        "replicates_ms": runs.tolist(),
-        "gates": [],
-    }
-
-
 def gate_seed(spec_id: str) -> int:
     """The seed of a spec's gate generator: re-timing a spec draws the same gates."""
     return int(spec_id, 16)
 
 
-def measure_expected(cell: Cell, inputs, probs: np.ndarray, rng: np.random.Generator, protocol) -> dict:
-    op_names = cell.op_names
-    per_reset, gates, cum_means = [], [], []
-    calm = 0
+def visit_uncertainty(visit_labels) -> float:
+    """How far a label's two best visits are apart (relative): a slow spell that spoiled all
+    but one visit shows as a large value. NaN with fewer than two visits."""
+    best = np.sort(np.asarray(visit_labels, dtype=np.float64))
+    return float(best[1] / best[0] - 1) if len(best) > 1 else float("nan")
+
+
+class SpecTiming:
+    """The passes of one spec, visit by visit: a discrete spec's passes per visit, or an expected
+    spec's gates (drawn at the first visit) and its passes per reset per visit."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.visits: list[np.ndarray] = []  # discrete: (repeats,); expected: (resets, runs_per_reset)
+        self.gates: list[list[str]] = []
+        self.converged = True
+        self.error = ""
+
+    def planned_visits(self, protocol: TimingProtocol) -> int:
+        """Visits before any re-timing: ``rounds``, or ``expected_rounds`` of them (expected)."""
+        return protocol.rounds if self.kind == "discrete" else min(protocol.rounds, protocol.expected_rounds)
+
+    def visit_labels(self, protocol: TimingProtocol) -> list[float]:
+        if self.kind == "discrete":
+            return [label_of(v, protocol) for v in self.visits]
+        return [float(np.quantile(v, protocol.reset_quantile, axis=1).mean()) for v in self.visits]
+
+    def uncertainty(self, protocol: TimingProtocol) -> float:
+        return visit_uncertainty(self.visit_labels(protocol))
+
+    def label(self, protocol: TimingProtocol, op_names) -> dict:
+        """The label from every visit's passes pooled, with how it was reached."""
+        if self.error:
+            return _failed(self.error)
+        uncertainty = self.uncertainty(protocol)
+        stable = not uncertainty > protocol.retime_tolerance  # NaN (one visit) counts as stable
+        common = {
+            "status": "ok" if stable else "unstable",
+            "error": "" if stable else f"visits disagree by {uncertainty:.1%}",
+            "uncertainty": uncertainty,
+            "n_visits": len(self.visits),
+            "retimed": len(self.visits) > self.planned_visits(protocol),
+        }
+        if self.kind == "discrete":
+            runs = np.concatenate(self.visits)
+            return {
+                **common,
+                "latency_ms": label_of(runs, protocol),
+                "dispersion": rel_iqr(runs),
+                "n_timed": len(runs),
+                "n_resets": 0,
+                "converged": True,
+                "replicates_ms": runs.tolist(),
+                "gates": [],
+            }
+        per_reset = np.quantile(np.concatenate(self.visits, axis=1), protocol.reset_quantile, axis=1)
+        return {
+            **common,
+            "latency_ms": float(per_reset.mean()),
+            "dispersion": rel_iqr(per_reset),
+            "n_timed": int(sum(v.size for v in self.visits)),
+            "n_resets": len(per_reset),
+            "converged": self.converged,
+            "replicates_ms": per_reset.tolist(),
+            "gates": [[op_names.index(op) for op in ops] for ops in self.gates],
+        }
+
+
+def first_expected_visit(cell: Cell, inputs, probs: np.ndarray, rng, protocol, timing: SpecTiming) -> None:
+    """LENNA's expected latency: reset the gates (one op per edge drawn from ``probs``), time
+    ``runs_per_reset`` passes, until the cumulative mean of the per-reset ``reset_quantile``
+    changed by less than ``rel_tol`` for ``patience`` resets in a row (or ``max_resets``)."""
+    passes, per_reset, cum_means, calm = [], [], [], 0
     for reset in range(protocol.max_resets):
-        ops = sample_gates(probs, op_names, rng)
+        ops = sample_gates(probs, cell.op_names, rng)
         cell.set_gates(ops)
-        gates.append([op_names.index(op) for op in ops])
+        timing.gates.append(ops)
         time_passes(cell, inputs, protocol.warmup if reset == 0 else protocol.reset_warmup)
-        runs = time_passes(cell, inputs, protocol.runs_per_reset)
-        per_reset.append(float(np.quantile(runs, protocol.reset_quantile)))
+        passes.append(time_passes(cell, inputs, protocol.runs_per_reset))
+        per_reset.append(float(np.quantile(passes[-1], protocol.reset_quantile)))
         cum_means.append(float(np.mean(per_reset)))
         if reset > 0:
             change = abs(cum_means[-1] - cum_means[-2]) / cum_means[-2]
             calm = calm + 1 if change < protocol.rel_tol else 0
             if calm >= protocol.patience:
                 break
-    values = np.array(per_reset)
-    return {
-        "latency_ms": cum_means[-1],
-        "dispersion": rel_iqr(values),
-        "n_timed": len(per_reset) * protocol.runs_per_reset,
-        "n_resets": len(per_reset),
-        "converged": calm >= protocol.patience,
-        "replicates_ms": per_reset,
-        "gates": gates,
-    }
+    timing.converged = calm >= protocol.patience
+    timing.visits.append(np.array(passes))
+
+
+def replay_expected_visit(cell: Cell, inputs, protocol, timing: SpecTiming) -> None:
+    """Time the gates of the first visit again, reset by reset: a later visit of the same draws."""
+    passes = []
+    for reset, ops in enumerate(timing.gates):
+        cell.set_gates(ops)
+        time_passes(cell, inputs, protocol.warmup if reset == 0 else protocol.reset_warmup)
+        passes.append(time_passes(cell, inputs, protocol.runs_per_reset))
+    timing.visits.append(np.array(passes))
 
 
 def build_cell(row, device: torch.device) -> tuple[Cell, np.ndarray]:
@@ -146,23 +210,31 @@ def _timed_cell(row, target: Target, device: torch.device):
     return cell, probs, make_inputs(cell, target.batch_size, device, dtype)
 
 
-def _discrete_round(row, target, device, protocol) -> np.ndarray:
-    cell, _, inputs = _timed_cell(row, target, device)
-    with torch.inference_mode():
-        return timed_round(cell, inputs, protocol)
-
-
-def _expected(row, target, device, protocol) -> dict:
-    cell, probs, inputs = _timed_cell(row, target, device)
-    rng = np.random.default_rng(gate_seed(row["spec_id"]))
-    with torch.inference_mode():
-        return measure_expected(cell, inputs, probs, rng, protocol)
+def visit(row, timing: SpecTiming, target, device, protocol) -> None:
+    """One more visit of a spec: a round of passes (discrete), or its gate draws (expected: drawn
+    at the first visit, replayed at later ones). Out of memory marks the timing failed."""
+    try:
+        with _out_of_memory_as_failure(device):
+            cell, probs, inputs = _timed_cell(row, target, device)
+            with torch.inference_mode():
+                if timing.kind == "discrete":
+                    timing.visits.append(timed_round(cell, inputs, protocol))
+                elif not timing.visits:
+                    rng = np.random.default_rng(gate_seed(row["spec_id"]))
+                    first_expected_visit(cell, inputs, probs, rng, protocol, timing)
+                else:
+                    replay_expected_visit(cell, inputs, protocol, timing)
+    except _OutOfMemory as err:
+        timing.error = str(err)
 
 
 def _failed(reason: str) -> dict:
     return {
         "status": "failed",
         "error": reason,
+        "uncertainty": float("nan"),
+        "n_visits": 0,
+        "retimed": False,
         "latency_ms": float("nan"),
         "dispersion": float("nan"),
         "n_timed": 0,
@@ -217,54 +289,64 @@ def label_specs(
     protocol: TimingProtocol,
     reference: CellShape | None = None,
 ) -> tuple[list[dict], dict]:
-    """One label per spec row, in order, and the reference timing of the job.
+    """One label per spec row, in order, and the reference timing and re-timing of the job.
 
-    An out-of-memory spec is labelled failed with its reason. Discrete specs are timed in
-    ``protocol.rounds`` rounds over the whole table, so a spec's passes are spread over the
-    job's duration and a slow spell of the machine does not bias one spec's label. Expected
-    labels are taken in the first round. The reference cell at ``reference`` (default: the
-    first spec's shape) is timed at the start of every round and every ``reference_every``
-    specs: `label_of` its passes says how fast the machine ran during this job.
+    Every spec is visited in ``protocol.rounds`` rounds over the whole table (an expected spec
+    in the first ``expected_rounds`` of them), so its passes are
+    spread over the job's duration and one slow spell of the machine cannot spoil all of them:
+    a discrete spec gets ``repeats`` passes per visit; an expected spec draws its gates at the
+    first visit and times the same draws again at later ones. A spec whose two best visits still
+    disagree by more than ``retime_tolerance`` (`visit_uncertainty`) is visited again, in up to
+    ``retime_rounds`` further rounds over such specs within ``retime_budget_s`` seconds; one
+    that still disagrees is labelled ``unstable``, an out-of-memory one ``failed``. The reference
+    cell at ``reference`` (default: the first spec's shape) is timed at the start of every round
+    and every ``reference_every`` specs: `label_of` its passes says how fast the machine ran.
     """
     records = [row for _, row in specs.iterrows()]
-    labels: list[dict | None] = [None] * len(records)
-    runs: list[list[np.ndarray]] = [[] for _ in records]
-    first = records[0] if records else None
-    clock = None
-    if first is not None:
-        shape = reference or spec_shape(first)
-        clock = _ReferenceClock(shape, op_set(first["op_set"]), int(first["steps"]), target, device, protocol)
-    for round_ in range(protocol.rounds):
-        for i, row in enumerate(records):
-            if i % protocol.reference_every == 0:
-                clock.tick()
-            if labels[i] is not None or (round_ > 0 and row["label_kind"] != "discrete"):
-                continue
-            try:
-                with _out_of_memory_as_failure(device):
-                    if row["label_kind"] == "discrete":
-                        runs[i].append(_discrete_round(row, target, device, protocol))
-                    else:
-                        labels[i] = {"status": "ok", "error": "", **_expected(row, target, device, protocol)}
-            except _OutOfMemory as err:
-                labels[i] = _failed(str(err))
-            if i % 50 == 49:
-                gc.collect()
-    labels = [
-        label
-        if label is not None
-        else {"status": "ok", "error": "", **discrete_label(np.concatenate(parts), protocol)}
-        for label, parts in zip(labels, runs, strict=True)
-    ]
-    return labels, (
-        clock.summary()
-        if clock
-        else {
+    timings = [SpecTiming(row["label_kind"]) for row in records]
+    if not records:
+        return [], {
             "reference_ms": float("nan"),
             "reference_dispersion": float("nan"),
             "reference_spread": float("nan"),
+            "retime_s": 0.0,
+            "retime_rounds_run": 0,
         }
+    first = records[0]
+    clock = _ReferenceClock(
+        reference or spec_shape(first), op_set(first["op_set"]), int(first["steps"]), target, device, protocol
     )
+
+    def visit_all(indices, deadline: float = float("inf")) -> None:
+        for n, i in enumerate(indices):
+            if time.perf_counter() > deadline:
+                return
+            if n % protocol.reference_every == 0:
+                clock.tick()
+            if not timings[i].error:
+                visit(records[i], timings[i], target, device, protocol)
+            if n % 50 == 49:
+                gc.collect()
+
+    for round_ in range(protocol.rounds):
+        visit_all([i for i, t in enumerate(timings) if round_ < t.planned_visits(protocol)])
+    start, rounds_run = time.perf_counter(), 0
+    for _ in range(protocol.retime_rounds):
+        unstable = [
+            i
+            for i, t in enumerate(timings)
+            if not t.error and t.uncertainty(protocol) > protocol.retime_tolerance
+        ]
+        if not unstable or time.perf_counter() - start >= protocol.retime_budget_s:
+            break
+        visit_all(unstable, deadline=start + protocol.retime_budget_s)
+        rounds_run += 1
+    labels = [t.label(protocol, op_set(row["op_set"])) for t, row in zip(timings, records, strict=True)]
+    return labels, {
+        **clock.summary(),
+        "retime_s": time.perf_counter() - start,
+        "retime_rounds_run": rounds_run,
+    }
 
 
 def measure_specs(

@@ -20,6 +20,7 @@ class TimingProtocol:
     warmup: int = 3  # untimed passes before timing a cell (in every round)
     repeats: int = 7  # timed passes of a discrete cell per round
     rounds: int = 3  # rounds over the shard; a discrete label pools rounds x repeats passes
+    expected_rounds: int = 3  # of these, the rounds that visit expected specs (LENNA: 1)
     # The statistic of a label's timed passes: their ``label_quantile`` (0: the minimum, 0.5: the
     # median). Interference only ever adds time, so a low quantile is the most reproducible.
     label_quantile: float = 0.0
@@ -30,6 +31,12 @@ class TimingProtocol:
     max_resets: int = 200  # cap on resets per expected label
     reset_warmup: int = 1  # untimed passes after each reset (first call of a new op is slow)
     reference_every: int = 20  # specs between two timings of the reference cell
+    # Re-timing (lenna.timing.labels.label_specs): a spec whose two best visits disagree by more
+    # than ``retime_tolerance`` is visited again, in up to ``retime_rounds`` more rounds within
+    # ``retime_budget_s`` seconds per job; if they still disagree its status is "unstable".
+    retime_tolerance: float = 0.1
+    retime_rounds: int = 4
+    retime_budget_s: float = 60.0
 
 
 # -- timing ----------------------------------------------------------------------------------------
