@@ -16,6 +16,14 @@ from conftest import ROOT, SNAKEMAKE, run_snakemake, tiny_snakefile, write_confi
 
 pytestmark = pytest.mark.e2e
 
+
+def _labelled(workdir, dataset: str) -> int:
+    """Specs with a label: the dataset's rows plus those left out as unstable (a busy host)."""
+    summary = json.loads((workdir / dataset).with_name("summary.json").read_text())
+    assert summary["n_ok"] == len(pd.read_parquet(workdir / dataset))
+    return summary["n_ok"] + summary["n_unstable"]
+
+
 SLOW = {
     # Expected labels that run to max_resets keep each shard busy for seconds.
     "measurement.rel_tol": 1e-6,
@@ -62,7 +70,7 @@ def test_a_killed_measurement_job_leaves_no_partial_shard_and_the_next_run_finis
     run_snakemake(workdir, target, configfile=config)
     for name, digest in kept.items():  # finished shards were not timed again
         assert hashlib.sha256((shards / name).read_bytes()).hexdigest() == digest
-    assert len(pd.read_parquet(workdir / target)) == 24
+    assert _labelled(workdir, target) == 24
 
 
 def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tiny_run, tmp_path):
@@ -85,7 +93,24 @@ def test_a_corrupted_shard_stops_the_merge_naming_it_and_leaves_no_dataset(tiny_
     assert not (workdir / "results" / "datasets" / "cpu" / "latency.parquet").exists()
     shard.unlink()  # the user removes the bad shard: the next run times it again and finishes
     run_snakemake(workdir, dataset, snakefile=snakefile)
-    assert len(pd.read_parquet(workdir / dataset)) == 24
+    assert _labelled(workdir, dataset) == 24
+
+
+def test_poor_labels_stop_the_merge_when_the_config_says_so_and_leave_no_dataset(tiny_run, tmp_path):
+    source, _ = tiny_run
+    workdir = tmp_path / "work"
+    shutil.copytree(source, workdir, symlinks=True)
+    # No timed label meets a zero noise floor: real visits never agree to the nanosecond.
+    quality = {"max_noise_floor": 0.0, "max_unstable_share": 0.0, "fail_on_poor": True}
+    strict = write_config(tmp_path / "strict.yaml", **{"datasets.label_quality": quality})
+    dataset = "results/datasets/cpu/latency.parquet"
+    proc = run_snakemake(workdir, dataset, configfile=strict, check=False, snakefile=tiny_snakefile(source))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "labels too poor for the predictors' quoted accuracy" in out, out[-3000:]
+    assert "max_noise_floor 0%" in out and "poor jobs: results/latency/cpu/shard-" in out
+    assert not (workdir / dataset).exists()
+    assert not (workdir / "results" / "datasets" / "cpu" / "summary.json").exists()
 
 
 def test_a_genotype_file_with_an_unknown_op_stops_training_naming_it_and_leaves_no_metrics(

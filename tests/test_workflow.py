@@ -13,7 +13,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_tiny_config_builds_the_datasets(tiny_run):
-    workdir, _ = tiny_run
+    workdir, first = tiny_run
+    # The end of the run states the label quality (onsuccess).
+    assert "labels of cpu: 24 timed, noise floor" in first.stdout + first.stderr
     data = workdir / "results" / "datasets" / "cpu"
     table = pd.read_parquet(data / "latency.parquet")
     for column in ("spec_id", "latency_ms", "label_kind", *LATENCY_COLUMNS):
@@ -21,7 +23,12 @@ def test_tiny_config_builds_the_datasets(tiny_run):
     assert set(table["label_kind"]) == {"discrete", "expected"}
     assert (table["latency_ms"] > 0).all()
     summary = json.loads((data / "summary.json").read_text())
-    assert summary["n_ok"] == len(table) == 24
+    # A label whose visits still disagree after re-timing is left out, and counted.
+    assert summary["n_ok"] == len(table) and summary["n_ok"] + summary["n_unstable"] == 24
+    quality = summary["label_quality"]
+    assert quality["n_labels"] == 24 and 0.0 <= quality["noise_floor"] < 1.0
+    jobs = {f"results/latency/cpu/shard-{s}.parquet" for s in range(3)}
+    assert set(summary["label_quality_by_job"]) == jobs
     parts = {name: pd.read_parquet(data / f"{name}.parquet") for name in ("train", "val", "test")}
     assert sum(len(p) for p in parts.values()) == len(table)
     assert set.intersection(*(set(p["spec_id"]) for p in parts.values())) == set()

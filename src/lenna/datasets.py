@@ -245,11 +245,18 @@ def describe_label_quality(target: str, summary: dict) -> list[str]:
         f"disagreement of a label's two best visits), {q['share_retimed']:.0%} re-timed "
         f"({q['retime_s']:.0f} s), {q['share_unstable']:.1%} left out as unstable"
     ]
+    jobs = summary.get("label_quality_by_job", {})
+    seen = [job for job, quality in jobs.items() if quality["warnings"]]
     if q["poor"]:
         lines.append(f"WARNING: labels of {target} are too poor for the predictors' quoted accuracy:")
         lines += [f"WARNING:   {reason}" for reason in q["reasons"]]
-    for job, quality in summary.get("label_quality_by_job", {}).items():
-        lines += [f"  {job}: {warning}" for warning in quality["warnings"]]
+        lines += [f"WARNING:   {job}: {warning}" for job in seen for warning in jobs[job]["warnings"]]
+    elif seen:
+        # Context only: the labels' own noise floor says whether the interference harmed them.
+        lines.append(
+            f"  interference beside {len(seen)} of {len(jobs)} timing jobs (the labels held: see "
+            "label_quality_by_job in the dataset summary)"
+        )
     return lines
 
 

@@ -12,4 +12,7 @@ write_parquet(table, snakemake.output.table, metadata={"schema_version": 1})
 write_json(summary, snakemake.output.summary)
 log.info("%s", summary)
 for line in describe_label_quality(snakemake.wildcards.target, summary):
-    (log.warning if summary["label_quality"]["poor"] or line.startswith("  ") else log.info)("%s", line)
+    (log.warning if summary["label_quality"]["poor"] else log.info)("%s", line)
+for job, quality in summary["label_quality_by_job"].items():
+    for warning in quality["warnings"]:
+        log.warning("%s: %s", job, warning)
