@@ -120,10 +120,6 @@ def compare(rows, quiet) -> dict:
     return out
 
 
-def parse_value(text: str):
-    return yaml.safe_load(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/config.yaml")
@@ -139,7 +135,7 @@ def main() -> None:
         key, value = item.split("=", 1)
         if key not in config["measurement"]:
             raise SystemExit(f"--set {item}: measurement.{key} is not a config key")
-        config["measurement"][key] = parse_value(value)
+        config["measurement"][key] = yaml.safe_load(value)
     conditions = args.conditions.split(",")
     if conditions[0] != "quiet":
         raise SystemExit("--conditions must start with quiet (the baseline)")

@@ -88,7 +88,7 @@ def merge_latency(
     ``quality["fail_on_poor"]``, labels too poor for the predictors' quoted accuracy, naming the
     jobs.
     """
-    quality = {**DEFAULT_LABEL_QUALITY, **(quality or {})}
+    quality = _thresholds(quality)
     specs = []
     for path in spec_paths:
         table = read_parquet(path, ["spec_id", *SPEC_FEATURE_COLUMNS])
@@ -133,6 +133,7 @@ def merge_latency(
     features = spec_table.drop(columns=[c for c in spec_table.columns if c in ("index", "label_kind")])
     merged = ok.merge(features, on="spec_id", how="left", validate="one_to_one")
     merged = merged.sort_values("spec_id", kind="stable").reset_index(drop=True)
+    by_job = label_quality_by_job(latency, quality)
     summary = {
         "n_rows": int(len(latency)),
         "n_ok": int(len(merged)),
@@ -144,8 +145,8 @@ def merge_latency(
         "reference_nominal_ms": nominal,
         "reference_ms_by_job": {str(k): float(v) for k, v in per_job.items()},
         "by_label_kind": {k: int(v) for k, v in merged["label_kind"].value_counts().sort_index().items()},
-        "label_quality": label_quality(latency, quality),
-        "label_quality_by_job": label_quality_by_job(latency, quality),
+        "label_quality": label_quality(latency, quality, by_job),
+        "label_quality_by_job": by_job,
     }
     if quality["fail_on_poor"] and summary["label_quality"]["poor"]:
         raise DataError(
@@ -194,21 +195,23 @@ def _quality_reasons(measures: dict, quality: dict) -> list[str]:
     return reasons
 
 
-def label_quality(latency: pd.DataFrame, quality: dict | None = None) -> dict:
+def _thresholds(quality: dict | None) -> dict:
+    """``datasets.label_quality`` settings, the defaults filled in."""
+    return {**DEFAULT_LABEL_QUALITY, **(quality or {})}
+
+
+def label_quality(latency: pd.DataFrame, quality: dict | None = None, by_job: dict | None = None) -> dict:
     """A target's label quality (`_quality_measures` over every timed row) judged against
-    ``quality``: ``poor`` with its ``reasons``, naming the jobs whose own labels are poor."""
-    quality = {**DEFAULT_LABEL_QUALITY, **(quality or {})}
-    timed = latency[latency["status"] != "failed"]
-    measures = _quality_measures(timed)
+    ``quality``: ``poor`` with its ``reasons``, naming the jobs whose own labels are poor.
+    ``by_job``: `label_quality_by_job` of the same rows, where the caller has it already."""
+    quality = _thresholds(quality)
+    by_job = label_quality_by_job(latency, quality) if by_job is None else by_job
+    measures = _quality_measures(latency[latency["status"] != "failed"])
     reasons = _quality_reasons(measures, quality)
-    poor_jobs = sorted(
-        str(source)
-        for source, job in timed.groupby("source")
-        if _quality_reasons(_quality_measures(job), quality)
-    )
+    poor_jobs = sorted(job for job, measured in by_job.items() if _quality_reasons(measured, quality))
     if reasons and poor_jobs:
         reasons.append(f"poor jobs: {', '.join(poor_jobs)}")
-    retime = timed.groupby("source")["retime_s"].first().sum() if "retime_s" in timed else float("nan")
+    retime = sum(job["retime_s"] for job in by_job.values()) if "retime_s" in latency else float("nan")
     return {
         **measures,
         "retime_s": float(retime),
@@ -221,7 +224,7 @@ def label_quality(latency: pd.DataFrame, quality: dict | None = None) -> dict:
 def label_quality_by_job(latency: pd.DataFrame, quality: dict | None = None) -> dict[str, dict]:
     """Per timing job (``source``): its label quality (`_quality_measures`), its interference
     measures where it has them, and the warnings both raise."""
-    quality = {**DEFAULT_LABEL_QUALITY, **(quality or {})}
+    quality = _thresholds(quality)
     present = [c for c in (*INTERFERENCE_COLUMNS, "retime_s") if c in latency.columns]
     by_job = {}
     for source, job in latency[latency["status"] != "failed"].groupby("source"):

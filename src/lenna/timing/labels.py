@@ -139,10 +139,8 @@ def first_expected_visit(cell: Cell, inputs, probs: np.ndarray, rng, protocol, t
     passes, per_reset, cum_means, calm = [], [], [], 0
     for reset in range(protocol.max_resets):
         ops = sample_gates(probs, cell.op_names, rng)
-        cell.set_gates(ops)
         timing.gates.append(ops)
-        time_passes(cell, inputs, protocol.warmup if reset == 0 else protocol.reset_warmup)
-        passes.append(time_passes(cell, inputs, protocol.runs_per_reset))
+        passes.append(_reset_passes(cell, inputs, ops, reset, protocol))
         per_reset.append(float(np.quantile(passes[-1], protocol.reset_quantile)))
         cum_means.append(float(np.mean(per_reset)))
         if reset > 0:
@@ -156,12 +154,16 @@ def first_expected_visit(cell: Cell, inputs, probs: np.ndarray, rng, protocol, t
 
 def replay_expected_visit(cell: Cell, inputs, protocol, timing: SpecTiming) -> None:
     """Time the gates of the first visit again, reset by reset: a later visit of the same draws."""
-    passes = []
-    for reset, ops in enumerate(timing.gates):
-        cell.set_gates(ops)
-        time_passes(cell, inputs, protocol.warmup if reset == 0 else protocol.reset_warmup)
-        passes.append(time_passes(cell, inputs, protocol.runs_per_reset))
+    passes = [_reset_passes(cell, inputs, ops, reset, protocol) for reset, ops in enumerate(timing.gates)]
     timing.visits.append(np.array(passes))
+
+
+def _reset_passes(cell: Cell, inputs, ops, reset: int, protocol) -> np.ndarray:
+    """Set the gates to ``ops``, warm up (``warmup`` passes at a visit's first reset, else
+    ``reset_warmup``: the first call of a new op is slow) and time ``runs_per_reset`` passes."""
+    cell.set_gates(ops)
+    time_passes(cell, inputs, protocol.warmup if reset == 0 else protocol.reset_warmup)
+    return time_passes(cell, inputs, protocol.runs_per_reset)
 
 
 def build_cell(row, device: torch.device) -> tuple[Cell, np.ndarray]:
@@ -341,12 +343,9 @@ def label_specs(
             break
         visit_all(unstable, deadline=start + protocol.retime_budget_s)
         rounds_run += 1
+    retime_s = time.perf_counter() - start
     labels = [t.label(protocol, op_set(row["op_set"])) for t, row in zip(timings, records, strict=True)]
-    return labels, {
-        **clock.summary(),
-        "retime_s": time.perf_counter() - start,
-        "retime_rounds_run": rounds_run,
-    }
+    return labels, {**clock.summary(), "retime_s": retime_s, "retime_rounds_run": rounds_run}
 
 
 def measure_specs(
