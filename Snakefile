@@ -16,6 +16,7 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/predictors.smk"
 include: "workflow/rules/networks.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/public.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -38,6 +39,7 @@ localrules:
     network_figure,
     learning_curve_figure,
     pareto_figure,
+    public_rank,
     summary,
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_snakemake, write_config
+from conftest import ROOT, TINY_NB201, run_snakemake, write_config
 from lenna.imports import package_modules, third_party
 
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -40,16 +40,18 @@ def rule_script(body: str) -> str | None:
 @pytest.fixture(scope="module")
 def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
     """Rule -> the union of its jobs' inputs, from a dry run of every job of the tiny config with
-    an external target (a dry run reads no table: an empty file stands in for one)."""
+    an external target (a dry run reads no table: an empty file stands in for one), and of the
+    tiny NAS-Bench-201 config (its public-device check)."""
     workdir = tmp_path_factory.mktemp("dry")
     (workdir / "phone.csv").touch()
     config = write_config(
         workdir / "c.yaml", external_targets={"phone": {"table": str(workdir / "phone.csv")}}
     )
-    proc = run_snakemake(workdir, "--dry-run", "--forceall", configfile=config)
     inputs: dict[str, set[str]] = {}
-    for rule, listed in re.findall(r"^(?:local)?rule (\w+):\n\s+input: ([^\n]*)", proc.stdout, re.M):
-        inputs.setdefault(rule, set()).update(s.strip() for s in listed.split(","))
+    for configfile in (config, TINY_NB201):
+        proc = run_snakemake(workdir, "--dry-run", "--forceall", configfile=configfile)
+        for rule, listed in re.findall(r"^(?:local)?rule (\w+):\n\s+input: ([^\n]*)", proc.stdout, re.M):
+            inputs.setdefault(rule, set()).update(s.strip() for s in listed.split(","))
     return inputs
 
 

@@ -56,10 +56,12 @@ def test_a_spec_too_large_for_the_device_fails_alone_and_the_dataset_counts_it(t
     assert len(rows) == 4  # the shard completed
     status = dict(zip(rows["spec_id"], rows["status"], strict=True))
     assert status[specs.loc[huge, "spec_id"]] == "failed"
-    assert [s for i, s in status.items() if i != specs.loc[huge, "spec_id"]] == ["ok"] * 3
+    # The others are labelled (ok, or unstable if this host was too noisy to agree on them).
+    assert all(s in ("ok", "unstable") for i, s in status.items() if i != specs.loc[huge, "spec_id"])
     error = rows.loc[rows["status"] == "failed", "error"].iloc[0]
     assert error.startswith("out of memory"), error
     table, summary = merge_latency([str(spec_path)], [str(shard_path)])
-    assert len(table) == 3 and summary["n_failed"] == 1
+    n_unstable = sum(s == "unstable" for s in status.values())
+    assert len(table) == 3 - n_unstable and summary["n_failed"] == 1
     assert list(summary["failure_reasons"].values()) == [1]
     assert "out of memory" in json.dumps(summary["failure_reasons"])

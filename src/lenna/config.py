@@ -12,8 +12,9 @@ import os
 import re
 
 from lenna.space.cell import CellShape
-from lenna.space.network import Macro, cell_shapes, network_macro
+from lenna.space.network import Macro, network_macro
 from lenna.space.ops import OP_SETS, OPS
+from lenna.space.spaces import DEFAULT_STEPS, FIXED_STEPS, SPACE_OF_OP_SET, SPACES, config_space
 from lenna.space.specs import SAMPLERS
 from lenna.timing.devices import Target
 from lenna.timing.protocol import TimingProtocol
@@ -36,8 +37,20 @@ def canonical(node):
     return node
 
 
+def complete_search_space(config: dict) -> None:
+    """Fill the ``search_space`` section in place: ``name`` (default darts), and the space's
+    own op set and node count where ``op_set`` / ``steps`` are left out."""
+    space = config.setdefault("search_space", {})
+    name = space.setdefault("name", "darts")
+    if name not in SPACES:
+        raise ConfigError(f"search_space.name: unknown space {name!r}; known: {list(SPACES)}")
+    space.setdefault("op_set", name)
+    space.setdefault("steps", DEFAULT_STEPS[name])
+
+
 def check_config(config: dict) -> None:
     """Raise `ConfigError` naming the key of the first invalid value found."""
+    complete_search_space(config)
     space = config["search_space"]
     if space["op_set"] not in OP_SETS:
         raise ConfigError(
@@ -46,11 +59,33 @@ def check_config(config: dict) -> None:
     unknown_ops = [op for op in OP_SETS[space["op_set"]] if op not in OPS]
     if unknown_ops:
         raise ConfigError(f"search_space.op_set: op(s) {unknown_ops} have no implementation")
+    owner = SPACE_OF_OP_SET.get(space["op_set"], "darts")
+    if owner != space["name"]:
+        raise ConfigError(
+            f"search_space.op_set: {space['op_set']!r} is an op set of the {owner} space, "
+            f"not of {space['name']}"
+        )
+    fixed = FIXED_STEPS[space["name"]]
+    if fixed is not None and space["steps"] != fixed:
+        raise ConfigError(
+            f"search_space.steps: a {space['name']} cell has {fixed} nodes, not {space['steps']}"
+        )
 
     macro = config["macro"]
     for size in macro["input_size"]:
         if size % 4:
             raise ConfigError(f"macro.input_size: {size} is not divisible by 4 (a network reduces twice)")
+    if space["name"] == "nb201":
+        if macro["stem_multiplier"] != 1:
+            raise ConfigError(
+                f"macro.stem_multiplier: {macro['stem_multiplier']}, but a nb201 stem has "
+                "init_channels channels (1)"
+            )
+        if "derived" in config["sampling"]["samplers"]:
+            raise ConfigError(
+                "sampling.samplers: 'derived' is DARTS's derivation (two inputs per node); a nb201 "
+                "discrete cell already is one of the benchmark's architectures: use discrete"
+            )
     for name in ("search", "final"):
         for key in ("init_channels", "layers", "input_size"):
             value = macro[name][key]
@@ -88,17 +123,34 @@ def check_config(config: dict) -> None:
         if not os.path.isfile(table):
             raise ConfigError(f"external_targets.{name}.table: no such file {table!r}")
 
+    public = config.get("public_check")
+    if public is not None:
+        if space["name"] != "nb201":
+            raise ConfigError(
+                f"public_check: the public table holds NAS-Bench-201 networks, not {space['name']}"
+            )
+        table = public_table_path(config)
+        if not os.path.isfile(table):
+            raise ConfigError(f"public_check.table: no such file {table!r}")
+
     split = config["datasets"]["split"]
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
     check_search(config)
 
 
+def public_table_path(config: dict) -> str:
+    """The public NAS-Bench-201 latency table of ``public_check``: its ``table``, or the one this
+    package ships."""
+    from lenna.space.nb201 import PUBLIC_TABLE
+
+    return config["public_check"].get("table", str(PUBLIC_TABLE))
+
+
 def reference_shape(config: dict) -> CellShape:
     """Where the timing jobs' reference cell sits: the first cell of the search network."""
     search = Macro(**network_macro(config["macro"], "search"))
-    steps = config["search_space"]["steps"]
-    return cell_shapes(search, steps, steps)[0]
+    return config_space(config["search_space"]).cell_shapes(search)[0]
 
 
 def n_shards(config: dict) -> int:
@@ -142,6 +194,8 @@ def check_search(config: dict) -> None:
             raise ConfigError(f"data.cifar10_dir: no such directory {directory!r}")
     channels, pixels, classes = DATASET_SHAPES[data["dataset"]]
     macro = config["macro"]
+    if config["search_space"].get("name", "darts") != "darts":
+        return  # no search or final training in this space yet: the images are not used
     if macro["input_channels"] != channels:
         raise ConfigError(
             f"macro.input_channels: {macro['input_channels']}, but {data['dataset']} images have {channels}"

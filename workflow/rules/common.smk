@@ -21,6 +21,10 @@ from lenna.space.network import network_macro as macro_of  # noqa: E402
 from lenna.timing.hardware import HardwareError, target_hardware  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+try:
+    cfg.complete_search_space(config)
+except cfg.ConfigError as err:
+    raise ValueError(f"invalid config: {err}") from None
 # One key order whatever the YAML's, so that params (compared as text) change only with values.
 _canonical = cfg.canonical(config)
 config.clear()
@@ -44,6 +48,10 @@ TARGETS = MEASURED + EXTERNAL
 # Models that need the target's device, beyond its latency table.
 DEVICE_MODELS = {"lut"}
 SHARDS = range(cfg.n_shards(config))
+# The latency-aware search and what follows it (final training, Pareto table) run in the DARTS
+# space; in NAS-Bench-201 the workflow stops at the predictors, the whole-network check and the
+# public-device check.
+SEARCHED = config["search_space"]["name"] == "darts"
 
 
 wildcard_constraints:
@@ -243,8 +251,13 @@ def all_outputs():
     )
     pareto = expand(
         "results/pareto/{target}/{name}",
-        target=MEASURED,
+        target=MEASURED if SEARCHED else [],
         name=["pareto.csv", "pareto.svg", "pareto.html", "summary.json"],
+    )
+    public = expand(
+        "results/public/{target}/{name}",
+        target=MEASURED if "public_check" in config else [],
+        name=["rank.csv", "rank.html"],
     )
     # Made for the report: data figures per measured target, figures per search run, summary.
     figures = expand(
@@ -258,7 +271,7 @@ def all_outputs():
         ],
     ) + [
         path
-        for target in MEASURED
+        for target in (MEASURED if SEARCHED else [])
         for name in ("history.svg", "alphas.svg", "cells.svg")
         for path in run_files(target, name)
     ]
@@ -277,6 +290,7 @@ def all_outputs():
         ["results/summary.md", "results/summary.html"]
         + figures
         + pareto
+        + public
         + predictors
         + expand(
             "results/datasets/{target}/{name}",

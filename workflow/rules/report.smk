@@ -83,7 +83,13 @@ rule search_figures:
 rule summary:
     input:
         comparisons=expand("results/predictors/{target}/comparison.csv", target=TARGETS),
-        pareto=expand("results/pareto/{target}/summary.json", target=MEASURED),
+        pareto=expand(
+            "results/pareto/{target}/summary.json", target=MEASURED if SEARCHED else []
+        ),
+        public=expand(
+            "results/public/{target}/rank.csv",
+            target=MEASURED if "public_check" in config else [],
+        ),
         datasets=expand("results/datasets/{target}/summary.json", target=TARGETS),
         code=code_inputs("summary.py"),
     output:
@@ -100,7 +106,8 @@ rule summary:
         "../../envs/report.yaml"
     params:
         targets=TARGETS,
-        measured=MEASURED,
+        searched=MEASURED if SEARCHED else [],
+        public_targets=MEASURED if "public_check" in config else [],
     script:
         "../scripts/summary.py"
 

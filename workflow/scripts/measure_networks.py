@@ -1,4 +1,4 @@
-"""Snakemake adapter: time whole networks of random genotypes at the search and final settings."""
+"""Snakemake adapter: time whole networks of random architectures at the search and final settings."""
 
 import time
 
@@ -8,7 +8,7 @@ from lenna.io import write_parquet
 from lenna.jobs import log_to_rule
 from lenna.space.network import Macro, network_macro
 from lenna.timing.devices import device_lock, timing_job
-from lenna.timing.networks import measure_networks, random_genotype
+from lenna.timing.networks import measure_networks, random_architecture
 from lenna.timing.protocol import TimingProtocol
 
 log = log_to_rule(snakemake)
@@ -16,7 +16,7 @@ p = snakemake.params
 target, device_str, device = timing_job(snakemake)
 rng = np.random.default_rng(p.check["seed"])
 genotypes = [
-    random_genotype(rng, p.search_space["op_set"], p.search_space["steps"])
+    random_architecture(rng, p.search_space["op_set"], p.search_space["steps"])
     for _ in range(p.check["n_genotypes"])
 ]
 macros = {name: Macro(**network_macro(p.macro, name)) for name in ("search", "final")}

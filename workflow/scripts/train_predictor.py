@@ -33,7 +33,9 @@ def shapes_with_batch():
         (spec_shape(r), int(r["batch_size"]))
         for _, r in table.drop_duplicates([*SHAPE_COLUMNS, "batch_size"]).iterrows()
     }
-    shapes = macro_cell_shapes({"steps": normaliser["steps"]}, snakemake.params.macro)
+    shapes = macro_cell_shapes(
+        {"op_set": normaliser["op_set"], "steps": normaliser["steps"]}, snakemake.params.macro
+    )
     batch = snakemake.params.batch_size
     return sorted(seen | ({(s, batch) for s in shapes} if batch else set()), key=str)
 

@@ -18,8 +18,9 @@ from sklearn.linear_model import LinearRegression
 
 from lenna.predictors.fitting import describe
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, shape_vector
-from lenna.space.cell import CellShape, edge_list
+from lenna.space.cell import CellShape
 from lenna.space.ops import op_set
+from lenna.space.spaces import get_space
 from lenna.timing.parts import LUT_COLUMNS, Part, build_part, cell_parts
 
 
@@ -113,11 +114,12 @@ def shape_table(
 ) -> dict[str, np.ndarray]:
     """Per shape: its feature prefix, the base quantities (preprocessing) and per-edge, per-op
     quantity coefficients, for a `shape_linear` predictor."""
-    n_f = len(edge_list(steps)) * len(op_names)
+    n_f = get_space(op_names, steps).n_edges * len(op_names)
     keys, bases, coefs = [], [], []
     for shape, batch in shapes_with_batch:
         pre, edges = cell_parts(shape, op_names, steps)
-        base = np.sum([quantities(p, batch) for p in pre], axis=0)
+        n_q = len(quantities(edges[0][-1], batch))  # the last op of a set is never none
+        base = np.sum([quantities(p, batch) for p in pre], axis=0) if pre else np.zeros(n_q)
         coef = np.zeros((len(base), n_f))
         for e, row in enumerate(edges):
             for o, part in enumerate(row):

@@ -30,8 +30,10 @@ import pandas as pd
 import torch
 
 from lenna.io import atomic_write
+from lenna.space import nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
+from lenna.space.nb201 import Arch
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import NONE, op_set
 from lenna.space.specs import SHAPE_COLUMNS
@@ -192,12 +194,21 @@ class LatencyPredictor:
             probs[e, self.op_names.index(op)] = 1.0
         return probs
 
-    def predict_genotype(self, genotype: Genotype, macro: Macro, batch_size: int) -> float:
-        """Predicted latency (ms) of the cells of a genotype's network (stem and head excluded)."""
-        rows = [
-            [*shape_vector(s, batch_size), *self.genotype_probs(genotype, s.reduction).ravel()]
-            for s in genotype.cell_shapes(macro)
-        ]
+    def predict_genotype(self, genotype: Genotype | Arch, macro: Macro, batch_size: int) -> float:
+        """Predicted latency (ms) of the cells of an architecture's network: a DARTS genotype or
+        a NAS-Bench-201 `Arch` (stem, head and reduction blocks excluded)."""
+        if isinstance(genotype, Arch):
+            if self.description["op_set"] != "nb201":
+                raise ValueError(
+                    f"a NAS-Bench-201 cell, but the predictor models {self.description['op_set']}"
+                )
+            probs = genotype.probs().ravel()
+            rows = [[*shape_vector(s, batch_size), *probs] for s in nb201.cell_shapes(macro)]
+        else:
+            rows = [
+                [*shape_vector(s, batch_size), *self.genotype_probs(genotype, s.reduction).ravel()]
+                for s in genotype.cell_shapes(macro)
+            ]
         return float(self.predict_features(np.array(rows)).sum())
 
     # -- files -----------------------------------------------------------------------------------

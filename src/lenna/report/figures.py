@@ -100,6 +100,17 @@ def throughput_table(shards: pd.DataFrame, title: str, path) -> None:
     _write_html(path, title, "Timing jobs: specs labelled per minute of wall time.", shards)
 
 
+def rank_table(table: pd.DataFrame, title: str, path) -> None:
+    """HTML table of Spearman's rho of our timings against every public device column."""
+    _write_html(
+        path,
+        title,
+        "Spearman's rank correlation of the benchmark networks timed here with the same networks' "
+        "public latencies, per batch size timed here and public device column.",
+        table,
+    )
+
+
 def _write_html(path, title: str, text: str, table: pd.DataFrame) -> None:
     body = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
     Path(path).write_text(f"<h3>{html.escape(title)}</h3>\n<p>{html.escape(text)}</p>\n{body}\n")

@@ -40,8 +40,25 @@ def _label_quality(target: str, summary: dict) -> list:
     return parts
 
 
+def _public(table: pd.DataFrame) -> list:
+    """The rank agreement with the public devices: a sentence and a device x batch table of rho."""
+    pivot = table.pivot_table(index=["kind", "device"], columns="batch_size", values="spearman_rho")
+    pivot.columns = [f"rho_batch_{b}" for b in pivot.columns]
+    pivot = pivot.reset_index()
+    cpus = table[table["kind"] == "cpu"]
+    text = (
+        f"NAS-Bench-201 networks timed here ({table['n_archs'].max()} architectures) against the "
+        f"public devices: Spearman's rho with the public CPUs {cpus['spearman_rho'].min():.3f} to "
+        f"{cpus['spearman_rho'].max():.3f}."
+    )
+    return [text, pivot]
+
+
 def _sections(
-    comparisons: dict[str, pd.DataFrame], pareto: dict[str, dict], datasets: dict[str, dict] | None = None
+    comparisons: dict[str, pd.DataFrame],
+    pareto: dict[str, dict],
+    datasets: dict[str, dict] | None = None,
+    public: dict[str, pd.DataFrame] | None = None,
 ) -> list:
     """[(heading, [paragraph or DataFrame, ...]), ...] shared by both renderings."""
     sections = []
@@ -56,6 +73,8 @@ def _sections(
             f"Spearman {best['spearman']:.3f}."
         )
         parts.append(table[[c for c in PREDICTOR_COLUMNS if c in table.columns]])
+        if target in (public or {}):
+            parts += _public(public[target])
         for model, entry in (pareto.get(target) or {}).get("models", {}).items():
             base, best = entry.get("baseline"), entry.get("best")
             if base is None:
@@ -88,9 +107,9 @@ def _sections(
     return sections
 
 
-def to_markdown(comparisons, pareto, datasets=None) -> str:
+def to_markdown(comparisons, pareto, datasets=None, public=None) -> str:
     lines = ["# LENNA run summary", ""]
-    for heading, parts in _sections(comparisons, pareto, datasets):
+    for heading, parts in _sections(comparisons, pareto, datasets, public):
         lines += [f"## {heading}", ""]
         for part in parts:
             if isinstance(part, pd.DataFrame):
@@ -105,9 +124,9 @@ def to_markdown(comparisons, pareto, datasets=None) -> str:
     return "\n".join(lines)
 
 
-def to_html(comparisons, pareto, datasets=None) -> str:
+def to_html(comparisons, pareto, datasets=None, public=None) -> str:
     out = ["<h2>LENNA run summary</h2>"]
-    for heading, parts in _sections(comparisons, pareto, datasets):
+    for heading, parts in _sections(comparisons, pareto, datasets, public):
         out.append(f"<h3>{html.escape(heading)}</h3>")
         for part in parts:
             if isinstance(part, pd.DataFrame):

@@ -56,9 +56,10 @@ class CellShape:
         return multiplier * self.c, self.height, self.width
 
 
-def edge_list(steps: int) -> list[tuple[int, int]]:
-    """All ``(node, input)`` edges of a cell with ``steps`` intermediate nodes, in DARTS order."""
-    return [(node, inp) for node in range(steps) for inp in range(node + 2)]
+def edge_list(steps: int, inputs: int = 2) -> list[tuple[int, int]]:
+    """All ``(node, input)`` edges of a cell with ``inputs`` inputs and ``steps`` intermediate
+    nodes, node by node, then input (the DARTS order; NAS-Bench-201's string order for 1 input)."""
+    return [(node, inp) for node in range(steps) for inp in range(node + inputs)]
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,45 @@ class Edge:
     ops: tuple[str, ...]
 
 
-class Cell(nn.Module):
-    """A cell whose edges each run at most one of their candidate ops, chosen by a gate."""
+class GatedCell(nn.Module):
+    """What every searched cell shares: edges holding candidate ops and one gate per edge
+    (the index of the op that runs, or ``None``: the edge is ``none`` and costs nothing).
+    Subclasses build ``self.edges``, ``self.edge_ops`` and ``self.gates`` and run the nodes."""
+
+    edges: list[Edge]
+    gates: list[int | None]
+
+    def set_gates(self, ops: Sequence[str]) -> None:
+        """Choose the op that runs on each edge (``"none"`` switches an edge off)."""
+        if len(ops) != len(self.edges):
+            raise ValueError(f"{len(ops)} gate values for {len(self.edges)} edges")
+        gates: list[int | None] = []
+        for edge, op in zip(self.edges, ops, strict=True):
+            if op == NONE:
+                gates.append(None)
+            elif op in edge.ops:
+                gates.append(edge.ops.index(op))
+            else:
+                raise ValueError(f"op {op!r} is not a candidate on edge {edge}")
+        self.gates = gates
+
+    def active_ops(self) -> list[str]:
+        return [NONE if g is None else e.ops[g] for e, g in zip(self.edges, self.gates, strict=True)]
+
+    def node_sum(self, node: int, states: list[torch.Tensor]) -> torch.Tensor | None:
+        """The sum of the gated ops on the edges into ``node`` (None when every one is none)."""
+        acc = None
+        for i in self.node_edges[node]:
+            gate = self.gates[i]
+            if gate is None:
+                continue
+            out = self.edge_ops[i][gate](states[self.edges[i].input])
+            acc = out if acc is None else acc + out
+        return acc
+
+
+class Cell(GatedCell):
+    """A DARTS cell whose edges each run at most one of their candidate ops, chosen by a gate."""
 
     def __init__(
         self,
@@ -102,33 +140,14 @@ class Cell(nn.Module):
         self.gates: list[int | None] = [0 if e.ops else None for e in self.edges]
         self.multiplier = len(self.concat)
 
-    def set_gates(self, ops: Sequence[str]) -> None:
-        """Choose the op that runs on each edge (``"none"`` switches an edge off)."""
-        if len(ops) != len(self.edges):
-            raise ValueError(f"{len(ops)} gate values for {len(self.edges)} edges")
-        gates: list[int | None] = []
-        for edge, op in zip(self.edges, ops, strict=True):
-            if op == NONE:
-                gates.append(None)
-            elif op in edge.ops:
-                gates.append(edge.ops.index(op))
-            else:
-                raise ValueError(f"op {op!r} is not a candidate on edge {edge}")
-        self.gates = gates
-
-    def active_ops(self) -> list[str]:
-        return [NONE if g is None else e.ops[g] for e, g in zip(self.edges, self.gates, strict=True)]
+    def input_sizes(self) -> tuple[tuple[int, int, int], ...]:
+        """(channels, height, width) of each input the cell takes."""
+        return self.shape.input_sizes()
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for node in range(self.steps):
-            acc = None
-            for i in self.node_edges[node]:
-                gate = self.gates[i]
-                if gate is None:
-                    continue
-                out = self.edge_ops[i][gate](states[self.edges[i].input])
-                acc = out if acc is None else acc + out
+            acc = self.node_sum(node, states)
             if acc is None:  # every input edge is none: the node is zero
                 _, h, w = self.shape.output_size(1)
                 acc = s1.new_zeros(s1.shape[0], self.shape.c, h, w)

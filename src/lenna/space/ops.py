@@ -95,6 +95,9 @@ OPS: dict[str, OpFactory] = {
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
+    # NAS-Bench-201's convolutions: ReLU, conv, batch norm (its pool and skip are the ones above).
+    "nor_conv_1x1": lambda c, stride, affine: ReLUConvBN(c, c, 1, stride, 0, affine),
+    "nor_conv_3x3": lambda c, stride, affine: ReLUConvBN(c, c, 3, stride, 1, affine),
 }
 
 
@@ -111,6 +114,8 @@ OP_SETS: dict[str, tuple[str, ...]] = {
         "dil_conv_3x3",
         "dil_conv_5x5",
     ),
+    # NAS-Bench-201 (lenna.space.nb201), in the benchmark's own order.
+    "nb201": (NONE, "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
 }
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lenna.space.cell import CellShape, edge_list
-from lenna.space.network import Macro, cell_shapes
+from lenna.space.cell import CellShape
+from lenna.space.network import Macro
 from lenna.space.ops import NONE, op_set
+from lenna.space.spaces import config_space, get_space
 
 SPEC_SCHEMA_VERSION = 1
 
@@ -34,8 +35,8 @@ SAMPLERS = ("discrete", "derived", "soft")
 
 
 def prob_columns(op_names: Sequence[str], steps: int) -> list[str]:
-    """Names of the probability columns, edge-major in `edge_list` order."""
-    return [f"e{k:02d}_{op}" for k in range(len(edge_list(steps))) for op in op_names]
+    """Names of the probability columns, edge-major in the order of the space's edges."""
+    return [f"e{k:02d}_{op}" for k in range(get_space(op_names, steps).n_edges) for op in op_names]
 
 
 def spec_columns(op_names: Sequence[str], steps: int) -> list[str]:
@@ -84,14 +85,16 @@ def macro_shapes(
     input_channels: int,
     stem_multiplier: int,
     steps: int,
+    op_set_name: str = "darts",
 ) -> tuple[CellShape, ...]:
-    """Every distinct cell shape of the DARTS networks in the macro range, in a fixed order."""
+    """Every distinct cell shape of the space's networks in the macro range, in a fixed order."""
+    space = get_space(op_set_name, steps)
     shapes = set()
     for c in init_channels:
         for n in layers:
             for size in input_sizes:
                 macro = Macro(c, n, size, input_channels, stem_multiplier=stem_multiplier)
-                shapes.update(cell_shapes(macro, steps, steps))
+                shapes.update(space.cell_shapes(macro))
     return tuple(sorted(shapes, key=lambda s: tuple(s.as_dict().values())))
 
 
@@ -103,7 +106,10 @@ def _discrete_probs(rng: np.random.Generator, n_edges: int, n_ops: int) -> np.nd
 
 def _derived_probs(rng: np.random.Generator, steps: int, op_names: Sequence[str]) -> np.ndarray:
     """Two live inputs per node with a non-none op each, as DARTS derivation produces."""
-    pairs = edge_list(steps)
+    space = get_space(op_names, steps)
+    if space.name != "darts":
+        raise ValueError(f"the derived sampler is DARTS's derivation; a {space.name} cell has no such rule")
+    pairs = space.edges()
     probs = np.zeros((len(pairs), len(op_names)))
     none = op_names.index(NONE)
     live_ops = [i for i in range(len(op_names)) if i != none]
@@ -128,7 +134,7 @@ def sample_spec(plan: SamplingPlan, seed: int, index: int) -> dict:
     """Spec number ``index`` of the stream of ``seed``; depends on nothing else."""
     rng = np.random.default_rng([seed, index])
     op_names = op_set(plan.op_set)
-    n_edges = len(edge_list(plan.steps))
+    n_edges = get_space(plan.op_set, plan.steps).n_edges
     names = [k for k in SAMPLERS if k in plan.sampler_weights]  # not the config's key order
     weights = np.array([plan.sampler_weights[k] for k in names], dtype=np.float64)
     sampler = names[rng.choice(len(names), p=weights / weights.sum())]
@@ -174,27 +180,31 @@ def spec_shape(row) -> CellShape:
 def spec_probs(row, op_names: Sequence[str], steps: int) -> np.ndarray:
     """The (n_edges, n_ops) probability matrix stored in a spec row, exactly as stored."""
     values = np.array([row[c] for c in prob_columns(op_names, steps)], dtype=np.float64)
-    return values.reshape(len(edge_list(steps)), len(op_names))
+    return values.reshape(-1, len(op_names))
 
 
 def macro_cell_shapes(search_space: dict, macro: dict) -> tuple[CellShape, ...]:
-    """Every distinct cell shape of the networks in the macro ranges of a config."""
+    """Every distinct cell shape of the networks in the macro ranges of a config
+    (``search_space``: the config's section, or a normaliser's op_set and steps)."""
+    space = config_space(search_space)
     return macro_shapes(
         macro["init_channels"],
         macro["layers"],
         macro["input_size"],
         macro["input_channels"],
         macro["stem_multiplier"],
-        search_space["steps"],
+        space.steps,
+        space.op_set,
     )
 
 
 def sampling_plan(config: dict) -> SamplingPlan:
-    space, sampling = config["search_space"], config["sampling"]
-    shapes = macro_cell_shapes(space, config["macro"])
+    sampling = config["sampling"]
+    space = config_space(config["search_space"])
+    shapes = macro_cell_shapes(config["search_space"], config["macro"])
     return SamplingPlan(
-        op_set=space["op_set"],
-        steps=space["steps"],
+        op_set=space.op_set,
+        steps=space.steps,
         shapes=shapes,
         sampler_weights=dict(sampling["samplers"]),
         concentration=tuple(sampling["soft_concentration"]),

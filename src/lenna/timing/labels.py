@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.space.cell import Cell, CellShape, edge_list, sample_gates
+from lenna.space.cell import CellShape, GatedCell, sample_gates
 from lenna.space.ops import NONE, op_set
+from lenna.space.spaces import get_space
 from lenna.space.specs import spec_probs, spec_shape
 from lenna.timing.devices import Target, device_name
 from lenna.timing.interference import CpuMeter
@@ -132,7 +133,9 @@ class SpecTiming:
         }
 
 
-def first_expected_visit(cell: Cell, inputs, probs: np.ndarray, rng, protocol, timing: SpecTiming) -> None:
+def first_expected_visit(
+    cell: GatedCell, inputs, probs: np.ndarray, rng, protocol, timing: SpecTiming
+) -> None:
     """LENNA's expected latency: reset the gates (one op per edge drawn from ``probs``), time
     ``runs_per_reset`` passes, until the cumulative mean of the per-reset ``reset_quantile``
     changed by less than ``rel_tol`` for ``patience`` resets in a row (or ``max_resets``)."""
@@ -152,13 +155,13 @@ def first_expected_visit(cell: Cell, inputs, probs: np.ndarray, rng, protocol, t
     timing.visits.append(np.array(passes))
 
 
-def replay_expected_visit(cell: Cell, inputs, protocol, timing: SpecTiming) -> None:
+def replay_expected_visit(cell: GatedCell, inputs, protocol, timing: SpecTiming) -> None:
     """Time the gates of the first visit again, reset by reset: a later visit of the same draws."""
     passes = [_reset_passes(cell, inputs, ops, reset, protocol) for reset, ops in enumerate(timing.gates)]
     timing.visits.append(np.array(passes))
 
 
-def _reset_passes(cell: Cell, inputs, ops, reset: int, protocol) -> np.ndarray:
+def _reset_passes(cell: GatedCell, inputs, ops, reset: int, protocol) -> np.ndarray:
     """Set the gates to ``ops``, warm up (``warmup`` passes at a visit's first reset, else
     ``reset_warmup``: the first call of a new op is slow) and time ``runs_per_reset`` passes."""
     cell.set_gates(ops)
@@ -166,20 +169,19 @@ def _reset_passes(cell: Cell, inputs, ops, reset: int, protocol) -> np.ndarray:
     return time_passes(cell, inputs, protocol.runs_per_reset)
 
 
-def build_cell(row, device: torch.device) -> tuple[Cell, np.ndarray]:
+def build_cell(row, device: torch.device) -> tuple[GatedCell, np.ndarray]:
     """The timed cell of a spec row (eval mode, on ``device``) and its stored probabilities."""
-    op_names = op_set(row["op_set"])
-    steps = int(row["steps"])
-    probs = spec_probs(row, op_names, steps)
-    cell = Cell.from_probabilities(spec_shape(row), op_names, probs, steps)
+    space = get_space(row["op_set"], int(row["steps"]))
+    probs = spec_probs(row, space.ops, space.steps)
+    cell = space.cell(spec_shape(row), probs)
     return cell.to(device).eval(), probs
 
 
-def make_inputs(cell: Cell, batch_size: int, device: torch.device, dtype: torch.dtype):
+def make_inputs(cell: GatedCell, batch_size: int, device: torch.device, dtype: torch.dtype):
     generator = torch.Generator().manual_seed(0)
     return tuple(
         torch.randn(batch_size, *size, generator=generator, dtype=dtype).to(device)
-        for size in cell.shape.input_sizes()
+        for size in cell.input_sizes()
     )
 
 
@@ -247,14 +249,15 @@ def _failed(reason: str) -> dict:
     }
 
 
-def reference_cell(shape: CellShape, op_names, steps: int) -> Cell:
+def reference_cell(shape: CellShape, op_names, steps: int) -> GatedCell:
     """The fixed cell a timing job times again and again to track the machine's speed: edge k
     runs the k-th non-none op of the op set (cyclically), a mix of every op."""
+    space = get_space(op_names, steps)
     live = [i for i, op in enumerate(op_names) if op != NONE]
-    probs = np.zeros((len(edge_list(steps)), len(op_names)))
+    probs = np.zeros((space.n_edges, len(op_names)))
     for k in range(len(probs)):
         probs[k, live[k % len(live)]] = 1.0
-    return Cell.from_probabilities(shape, op_names, probs, steps)
+    return space.cell(shape, probs)
 
 
 class _ReferenceClock:

@@ -14,6 +14,7 @@ import torch
 
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.spaces import get_space
 from lenna.timing.devices import Target
 from lenna.timing.protocol import TimingProtocol, timed_ms
 
@@ -26,8 +27,12 @@ LUT_COLUMNS = ["op", "c_in", "c_out", "height", "stride", "batch_size", "latency
 
 
 def cell_parts(shape: CellShape, op_names, steps: int) -> tuple[list[Part], list[list[Part | None]]]:
-    """The preprocessing parts of a cell and, per edge, the part of each op (None for none)."""
+    """The preprocessing parts of a cell and, per edge, the part of each op (None for none).
+    A NAS-Bench-201 cell has no preprocessing and never strides."""
     c, h = shape.c, shape.height
+    space = get_space(op_names, steps)
+    if space.inputs == 1:
+        return [], [[None if op == NONE else (op, c, c, h, 1) for op in op_names] for _ in space.edges()]
     if shape.reduction_prev:
         pre0 = ("factorized_reduce", shape.c_prev_prev, c, 2 * h, 2)
     else:

@@ -1,0 +1,249 @@
+"""The NAS-Bench-201 search space (Dong & Yang, ICLR 2020): its cell, network and string.
+
+A cell has one input (node 0) and three more nodes; node j sums one op applied to every earlier
+node i < j, so there are 1 + 2 + 3 = 6 edges, and the cell's output is node 3. Edges are ordered
+node by node, then input, which is the order of the architecture string::
+
+    |nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|
+
+In the gated cells of this package, edge ``(node, input)`` of `edge_list(3, inputs=1)` feeds
+node ``node + 1`` from node ``input``.
+
+The network (``TinyNetwork`` of the benchmark): a 3x3 conv stem with ``C`` channels and batch
+norm, three stages of ``N`` cells at C / 2C / 4C channels with a residual reduction block between
+stages, batch norm and ReLU, global pooling and a linear classifier. In a `Macro`,
+``init_channels`` is C and ``layers`` is N, the cells *per stage* (the benchmark: C=16, N=5 on
+32x32 RGB images).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from lenna.space.cell import CellShape, Edge, GatedCell, edge_list
+from lenna.space.network import Macro
+from lenna.space.ops import NONE, OP_SETS, ReLUConvBN, make_op
+
+OPS = OP_SETS["nb201"]
+STEPS = 3  # nodes after the input node
+EDGES = edge_list(STEPS, inputs=1)
+
+# The public latency table of every architecture on 21 devices (MIT licence, see its README);
+# it also gives each architecture's official benchmark index.
+PUBLIC_TABLE = Path(__file__).resolve().parents[3] / "resources" / "nb201-latency" / "latency.parquet"
+
+
+class ArchError(ValueError):
+    """A NAS-Bench-201 architecture string that does not describe a cell; says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A discrete NAS-Bench-201 cell: one op per edge, in `EDGES` order."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self):
+        if len(self.ops) != len(EDGES):
+            raise ArchError(f"{len(self.ops)} ops for the {len(EDGES)} edges of a cell")
+        for op, (node, inp) in zip(self.ops, EDGES, strict=True):
+            if op not in OPS:
+                raise ArchError(f"node {node + 1} <- {inp}: unknown op {op!r}; known: {list(OPS)}")
+
+    @classmethod
+    def parse(cls, text: str) -> Arch:
+        """Parse the benchmark's string; each node lists ``op~i`` for every earlier node i."""
+        text = text.strip()
+        nodes = text.split("+")
+        if len(nodes) != STEPS:
+            raise ArchError(f"{text!r}: {len(nodes)} node(s), a cell has {STEPS} after its input")
+        ops = []
+        for j, node in enumerate(nodes, start=1):
+            if not (node.startswith("|") and node.endswith("|") and len(node) > 1):
+                raise ArchError(f"{text!r}: node {j} is {node!r}, not of the form |op~i|...|")
+            edges = {}
+            for token in node[1:-1].split("|"):
+                op, sep, inp = token.partition("~")
+                if not sep or not inp.isdigit():
+                    raise ArchError(f"{text!r}: node {j}: {token!r} is not of the form op~i")
+                i = int(inp)
+                if i >= j:
+                    raise ArchError(f"{text!r}: node {j}: edge from node {i}, which is not an earlier node")
+                if i in edges:
+                    raise ArchError(f"{text!r}: node {j}: two edges from node {i}")
+                if op not in OPS:
+                    raise ArchError(f"{text!r}: node {j} <- {i}: unknown op {op!r}; known: {list(OPS)}")
+                edges[i] = op
+            if sorted(edges) != list(range(j)):
+                missing = sorted(set(range(j)) - set(edges))
+                raise ArchError(f"{text!r}: node {j} lacks the edge(s) from node(s) {missing}")
+            ops.extend(edges[i] for i in range(j))
+        return cls(tuple(ops))
+
+    def __str__(self) -> str:
+        parts, k = [], 0
+        for j in range(1, STEPS + 1):
+            parts.append("|" + "|".join(f"{self.ops[k + i]}~{i}" for i in range(j)) + "|")
+            k += j
+        return "+".join(parts)
+
+    @property
+    def index(self) -> int | None:
+        """The official benchmark index, from the public table (None if it is not there)."""
+        return official_indices().get(str(self))
+
+    def probs(self) -> np.ndarray:
+        """The one-hot (edges, ops) probability matrix of a spec of this cell."""
+        probs = np.zeros((len(EDGES), len(OPS)))
+        probs[np.arange(len(EDGES)), [OPS.index(op) for op in self.ops]] = 1.0
+        return probs
+
+    @classmethod
+    def from_probs(cls, probs) -> Arch:
+        """The most probable op on every edge (the derivation of a NAS-Bench-201 search)."""
+        probs = np.asarray(probs)
+        if probs.shape != (len(EDGES), len(OPS)):
+            raise ArchError(f"probabilities of shape {probs.shape}, expected {(len(EDGES), len(OPS))}")
+        return cls(tuple(OPS[int(k)] for k in probs.argmax(axis=1)))
+
+    def cell(self, shape: CellShape, affine: bool = True) -> NB201Cell:
+        return NB201Cell.from_probabilities(shape, OPS, self.probs(), affine=affine)
+
+    def network(self, macro: Macro) -> NB201Network:
+        return NB201Network(macro, self.cell)
+
+
+@functools.cache
+def public_table() -> pd.DataFrame:
+    """The public latency table (`PUBLIC_TABLE`): index, arch and one column per device (ms)."""
+    return pd.read_parquet(PUBLIC_TABLE)
+
+
+@functools.cache
+def official_indices() -> dict[str, int]:
+    table = public_table()
+    return dict(zip(table["arch"], table["index"].astype(int), strict=True))
+
+
+def cell_shape(channels: int, size: int) -> CellShape:
+    """The shape of a NAS-Bench-201 cell: one input of ``channels`` x ``size`` x ``size``
+    (``c_prev_prev`` is 0: there is no second input; cells never reduce)."""
+    return CellShape(False, False, 0, channels, channels, size, size)
+
+
+def cell_shapes(macro: Macro) -> list[CellShape]:
+    """The shape of every cell of the network, in order (N per stage, three stages)."""
+    if macro.stem_multiplier != 1:
+        raise ValueError(
+            f"a NAS-Bench-201 stem has C channels: stem_multiplier is {macro.stem_multiplier}, not 1"
+        )
+    shapes = []
+    for stage in range(3):
+        size = macro.input_size
+        for _ in range(stage):
+            size = -(-size // 2)
+        shapes += [cell_shape(macro.init_channels * 2**stage, size)] * macro.layers
+    return shapes
+
+
+class NB201Cell(GatedCell):
+    """A NAS-Bench-201 cell whose edges each run at most one of their candidate ops."""
+
+    def __init__(self, shape: CellShape, edges: Sequence[Edge], affine: bool = True):
+        super().__init__()
+        if shape.reduction or shape.c_prev != shape.c:
+            raise ValueError(f"a NAS-Bench-201 cell keeps its input's size and channels, not {shape}")
+        self.shape = shape
+        self.steps = STEPS
+        self.edges = list(edges)
+        if [(e.node, e.input) for e in self.edges] != EDGES:
+            raise ValueError(f"edges {[(e.node, e.input) for e in self.edges]}, expected {EDGES}")
+        self.edge_ops = nn.ModuleList(
+            nn.ModuleList(make_op(op, shape.c, 1, affine) for op in edge.ops) for edge in self.edges
+        )
+        self.node_edges = [[i for i, e in enumerate(self.edges) if e.node == n] for n in range(STEPS)]
+        self.gates: list[int | None] = [0 if e.ops else None for e in self.edges]
+        self.multiplier = 1
+
+    def input_sizes(self) -> tuple[tuple[int, int, int], ...]:
+        return ((self.shape.c, self.shape.height, self.shape.width),)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states = [x]
+        for node in range(STEPS):
+            acc = self.node_sum(node, states)
+            states.append(x.mul(0.0) if acc is None else acc)  # every input edge none: zero
+        return states[-1]
+
+    @classmethod
+    def from_probabilities(cls, shape: CellShape, op_names, probs: np.ndarray, affine=True) -> NB201Cell:
+        """A gated cell holding every op with non-zero probability on each edge; gates start at
+        the most probable op of each edge."""
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.shape != (len(EDGES), len(op_names)):
+            raise ValueError(f"probabilities of shape {probs.shape}, expected {(len(EDGES), len(op_names))}")
+        edges = [
+            Edge(node, inp, tuple(op for op, p in zip(op_names, row, strict=True) if p > 0 and op != NONE))
+            for (node, inp), row in zip(EDGES, probs, strict=True)
+        ]
+        cell = cls(shape, edges, affine=affine)
+        cell.op_names = list(op_names)
+        cell.set_gates([op_names[int(np.argmax(row))] for row in probs])
+        return cell
+
+
+class ResNetBasicBlock(nn.Module):
+    """The reduction block between stages: two 3x3 ReLU-conv-BN (the first strides 2) plus a
+    shortcut of 2x2 average pooling and a 1x1 conv."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.downsample = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0), nn.Conv2d(c_in, c_out, 1, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """The benchmark's network; ``make_cell(shape)`` builds each cell (`cell_shapes` order).
+    ``layers`` holds the cells and the two reduction blocks in network order."""
+
+    def __init__(self, macro: Macro, make_cell: Callable[[CellShape], nn.Module]):
+        super().__init__()
+        self.macro = macro
+        c = macro.init_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(macro.input_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        )
+        shapes = cell_shapes(macro)
+        layers = []
+        for k, shape in enumerate(shapes):
+            if k and k % macro.layers == 0:
+                layers.append(ResNetBasicBlock(shapes[k - 1].c, shape.c))
+            layers.append(make_cell(shape))
+        self.layers = nn.ModuleList(layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(shapes[-1].c), nn.ReLU())
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(shapes[-1].c, macro.num_classes)
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        return [m for m in self.layers if not isinstance(m, ResNetBasicBlock)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.classifier(self.global_pooling(self.lastact(x)).flatten(1))

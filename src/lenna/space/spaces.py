@@ -1,0 +1,88 @@
+"""The search spaces: what differs between DARTS cells and NAS-Bench-201 cells, in one place.
+
+An op set belongs to exactly one space (`SPACE_OF_OP_SET`), so a spec table, a dataset or a
+predictor that names its op set and node count (``steps``) names its space too; `get_space`
+turns either into a `Space`. The stages ask the space for the cell's edges, the cell shapes of a
+network, the gated cell that is timed, and the cell's parts for the lookup-table baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lenna.space import nb201
+from lenna.space.cell import Cell, CellShape, GatedCell, edge_list
+from lenna.space.network import Macro, cell_shapes
+from lenna.space.ops import OP_SETS, op_set
+
+SPACES = ("darts", "nb201")
+
+SPACE_OF_OP_SET = {"darts": "darts", "nb201": "nb201"}
+
+# Cell inputs per space (DARTS: the outputs of the two previous cells; NAS-Bench-201: one) and
+# the node count a space fixes (None: any, set by search_space.steps).
+INPUTS = {"darts": 2, "nb201": 1}
+FIXED_STEPS = {"darts": None, "nb201": 3}
+DEFAULT_STEPS = {"darts": 4, "nb201": 3}
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    op_set: str
+    steps: int
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return op_set(self.op_set)
+
+    @property
+    def inputs(self) -> int:
+        return INPUTS[self.name]
+
+    def edges(self) -> list[tuple[int, int]]:
+        """``(node, input)`` per edge, in the order of the spec columns (`edge_list`)."""
+        return edge_list(self.steps, self.inputs)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges())
+
+    def cell_shapes(self, macro: Macro) -> list[CellShape]:
+        """The shape of every searched cell of a network at ``macro``, in order."""
+        if self.name == "nb201":
+            return nb201.cell_shapes(macro)
+        return cell_shapes(macro, self.steps, self.steps)
+
+    def cell(self, shape: CellShape, probs: np.ndarray, affine: bool = True) -> GatedCell:
+        """The gated cell at ``shape`` holding every op of non-zero probability on each edge."""
+        if self.name == "nb201":
+            return nb201.NB201Cell.from_probabilities(shape, self.ops, probs, affine=affine)
+        return Cell.from_probabilities(shape, self.ops, probs, self.steps, affine=affine)
+
+
+def get_space(op_set_or_ops: str | Sequence[str], steps: int) -> Space:
+    """The space of an op set (its name, or its ops in order) with ``steps`` nodes per cell."""
+    if isinstance(op_set_or_ops, str):
+        name = op_set_or_ops
+        op_set(name)  # a KeyError naming the known sets
+    else:
+        ops = tuple(op_set_or_ops)
+        names = [k for k, v in OP_SETS.items() if v == ops]
+        if not names:
+            raise KeyError(f"ops {list(ops)} are not a known op set; known: {sorted(OP_SETS)}")
+        name = names[0]
+    space = SPACE_OF_OP_SET.get(name, "darts")
+    fixed = FIXED_STEPS[space]
+    if fixed is not None and steps != fixed:
+        raise ValueError(f"a {space} cell has {fixed} nodes after its input, not {steps}")
+    return Space(space, name, int(steps))
+
+
+def config_space(search_space: dict) -> Space:
+    """The space of the config's ``search_space`` section (name, and optional op_set / steps)."""
+    name = search_space.get("name", "darts")
+    return get_space(search_space.get("op_set", name), search_space.get("steps", DEFAULT_STEPS[name]))
