@@ -145,3 +145,21 @@ def test_one_spec_with_conflicting_labels_in_two_shards_is_an_error_naming_both(
     write_parquet(copy.assign(latency_ms=copy["latency_ms"] * 1.5), tmp_path / "retimed.parquet")
     with pytest.raises(DataError, match="conflicting labels.*retimed.parquet"):
         merge_latency(spec_paths, [latency_paths[0], tmp_path / "retimed.parquet"])
+
+
+def test_a_spec_the_stream_drew_twice_keeps_its_first_timing_and_is_counted(shards, tmp_path):
+    # In a small space (NAS-Bench-201) the stream draws some specs again at a later index: both
+    # draws are timed and disagree within the noise, which is no error.
+    spec_paths, latency_paths = shards
+    specs, labels = read_parquet(spec_paths[0]), read_parquet(latency_paths[0])
+    first = labels[labels["status"] == "ok"].iloc[[0]]
+    again = specs[specs["spec_id"] == first["spec_id"].iloc[0]].assign(index=10_000)
+    write_parquet(again, tmp_path / "specs-again.parquet")
+    write_parquet(first.assign(latency_ms=first["latency_ms"] * 1.01), tmp_path / "again.parquet")
+    table, summary = merge_latency(
+        [spec_paths[0], tmp_path / "specs-again.parquet"], [latency_paths[0], tmp_path / "again.parquet"]
+    )
+    assert summary["n_resampled_dropped"] == 1 and summary["n_duplicates_dropped"] == 1
+    assert len(table) == (labels["status"] == "ok").sum()
+    kept = table.set_index("spec_id").loc[first["spec_id"].iloc[0], "latency_ms_raw"]
+    assert kept == first["latency_ms"].iloc[0]

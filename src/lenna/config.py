@@ -194,8 +194,6 @@ def check_search(config: dict) -> None:
             raise ConfigError(f"data.cifar10_dir: no such directory {directory!r}")
     channels, pixels, classes = DATASET_SHAPES[data["dataset"]]
     macro = config["macro"]
-    if config["search_space"].get("name", "darts") != "darts":
-        return  # no search or final training in this space yet: the images are not used
     if macro["input_channels"] != channels:
         raise ConfigError(
             f"macro.input_channels: {macro['input_channels']}, but {data['dataset']} images have {channels}"

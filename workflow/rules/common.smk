@@ -48,10 +48,6 @@ TARGETS = MEASURED + EXTERNAL
 # Models that need the target's device, beyond its latency table.
 DEVICE_MODELS = {"lut"}
 SHARDS = range(cfg.n_shards(config))
-# The latency-aware search and what follows it (final training, Pareto table) run in the DARTS
-# space; in NAS-Bench-201 the workflow stops at the predictors, the whole-network check and the
-# public-device check.
-SEARCHED = config["search_space"]["name"] == "darts"
 
 
 wildcard_constraints:
@@ -251,7 +247,7 @@ def all_outputs():
     )
     pareto = expand(
         "results/pareto/{target}/{name}",
-        target=MEASURED if SEARCHED else [],
+        target=MEASURED,
         name=["pareto.csv", "pareto.svg", "pareto.html", "summary.json"],
     )
     public = expand(
@@ -271,7 +267,7 @@ def all_outputs():
         ],
     ) + [
         path
-        for target in (MEASURED if SEARCHED else [])
+        for target in MEASURED
         for name in ("history.svg", "alphas.svg", "cells.svg")
         for path in run_files(target, name)
     ]

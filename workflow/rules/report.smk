@@ -83,9 +83,7 @@ rule search_figures:
 rule summary:
     input:
         comparisons=expand("results/predictors/{target}/comparison.csv", target=TARGETS),
-        pareto=expand(
-            "results/pareto/{target}/summary.json", target=MEASURED if SEARCHED else []
-        ),
+        pareto=expand("results/pareto/{target}/summary.json", target=MEASURED),
         public=expand(
             "results/public/{target}/rank.csv",
             target=MEASURED if "public_check" in config else [],
@@ -106,7 +104,7 @@ rule summary:
         "../../envs/report.yaml"
     params:
         targets=TARGETS,
-        searched=MEASURED if SEARCHED else [],
+        measured=MEASURED,
         public_targets=MEASURED if "public_check" in config else [],
     script:
         "../scripts/summary.py"

@@ -1,4 +1,5 @@
-"""Snakemake adapter: one latency-aware DARTS search (target x predictor x lambda x seed)."""
+"""Snakemake adapter: one latency-aware DARTS search (target x predictor x lambda x seed), in the
+config's search space."""
 
 from pathlib import Path
 
@@ -26,7 +27,7 @@ genotype, history, summary = run_search(
     search_settings(p.settings),
     p.lam,
     p.seed,
-    expected_latency=lambda a_normal, a_reduce: predictor.expected_network_latency(
+    expected_latency=lambda a_normal, a_reduce=None: predictor.expected_network_latency(
         a_normal, a_reduce, macro, p.batch_size
     ),
     genotype_latency=lambda g: predictor.predict_genotype(g, macro, p.batch_size),

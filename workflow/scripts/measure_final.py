@@ -6,8 +6,8 @@ from lenna.io import write_json
 from lenna.jobs import log_to_rule
 from lenna.predictors.model import load_predictor
 from lenna.predictors.network_check import predict_networks
-from lenna.space.genotype import Genotype
 from lenna.space.network import Macro
+from lenna.space.spaces import load_architecture
 from lenna.timing.devices import device_lock, timing_job
 from lenna.timing.networks import measure_networks
 from lenna.timing.protocol import TimingProtocol
@@ -15,7 +15,7 @@ from lenna.timing.protocol import TimingProtocol
 log = log_to_rule(snakemake)
 p = snakemake.params
 target, device_str, device = timing_job(snakemake)
-genotype = Genotype.load(snakemake.input.genotype)
+genotype = load_architecture(snakemake.input.genotype)
 with device_lock(device_str):
     measured = measure_networks(
         [genotype], {"final": Macro(**p.macro)}, target, device, TimingProtocol(**p.protocol)
@@ -27,6 +27,7 @@ result = {
     "predicted_cells_ms": float(row["predicted_cells_ms"]),
     "stem_ms": float(row["stem_ms"]),
     "head_ms": float(row["head_ms"]),
+    "blocks_ms": float(row["blocks_ms"]),
     "device": device_str,
     "batch_size": target.batch_size,
     "macro": p.macro,

@@ -12,7 +12,7 @@ from lenna.report.summary import to_html, to_markdown
 log = log_to_rule(snakemake)
 p = snakemake.params
 comparisons = {t: pd.read_csv(f) for t, f in zip(p.targets, snakemake.input.comparisons, strict=True)}
-pareto = {t: json.loads(Path(f).read_text()) for t, f in zip(p.searched, snakemake.input.pareto, strict=True)}
+pareto = {t: json.loads(Path(f).read_text()) for t, f in zip(p.measured, snakemake.input.pareto, strict=True)}
 datasets = {
     t: json.loads(Path(f).read_text()) for t, f in zip(p.targets, snakemake.input.datasets, strict=True)
 }

@@ -6,13 +6,13 @@ from lenna.io import write_json, write_parquet
 from lenna.jobs import log_to_rule
 from lenna.search.final import FinalSettings, train_final
 from lenna.search.images import load_data
-from lenna.space.genotype import Genotype
 from lenna.space.network import Macro
+from lenna.space.spaces import load_architecture
 
 log = log_to_rule(snakemake)
 p = snakemake.params
 torch.set_num_threads(snakemake.threads)
-genotype = Genotype.load(snakemake.input.genotype)
+genotype = load_architecture(snakemake.input.genotype)
 history, metrics = train_final(
     genotype, Macro(**p.macro), load_data(p.data), FinalSettings(**p.settings), p.seed, log=log.info
 )

@@ -163,10 +163,14 @@ class LatencyPredictor:
         return torch.cat([shape_part.to(probs.device), flat], dim=1)
 
     def expected_network_latency(
-        self, alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, macro: Macro, batch_size: int
+        self, alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor | None, macro: Macro, batch_size: int
     ) -> torch.Tensor:
         """Predicted latency (ms) of all cells of a network whose edges mix ops with
-        softmax(alpha) probabilities; differentiable in the alphas (each (n_edges, n_ops))."""
+        softmax(alpha) probabilities; differentiable in the alphas (each (n_edges, n_ops)).
+        A NAS-Bench-201 network has one cell type: ``alpha_reduce`` is None."""
+        if self.description["op_set"] == "nb201":
+            probs = torch.softmax(alpha_normal, dim=-1)
+            return self.latency(self.cell_features(nb201.cell_shapes(macro), probs, batch_size)).sum()
         shapes = cell_shapes(macro, self.steps, self.steps)
         normal = [s for s in shapes if not s.reduction]
         reduce = [s for s in shapes if s.reduction]

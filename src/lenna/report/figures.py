@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lenna.space import nb201  # noqa: E402
 from lenna.space.cell import edge_list  # noqa: E402
 from lenna.space.genotype import Genotype  # noqa: E402
+from lenna.space.nb201 import Arch  # noqa: E402
 
 matplotlib.use("Agg")
 
@@ -148,6 +150,10 @@ def alpha_evolution(history: pd.DataFrame, op_names, title: str, path) -> None:
     the final softmax(alpha) per edge (bottom)."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for col, cell in enumerate(("normal", "reduce")):
+        if not any(c.startswith(f"{cell}_e") for c in history.columns):  # NAS-Bench-201: one cell
+            axes[0, col].axis("off")
+            axes[1, col].axis("off")
+            continue
         ax = axes[0, col]
         for j, op in enumerate(op_names):
             cols = [c for c in history.columns if c.startswith(f"{cell}_e") and c.endswith(f"_{op}")]
@@ -164,8 +170,12 @@ def alpha_evolution(history: pd.DataFrame, op_names, title: str, path) -> None:
         ax = axes[1, col]
         image = ax.imshow(grid, aspect="auto", cmap="viridis")
         ax.set_xticks(range(len(op_names)), op_names, rotation=45, ha="right", fontsize=7)
-        steps = int((np.sqrt(8 * n_edges + 9) - 3) / 2)
-        ax.set_yticks(range(n_edges), [f"node {n} <- {i}" for n, i in edge_list(steps)], fontsize=6)
+        if tuple(op_names) == nb201.OPS:
+            edges = [f"node {n + 1} <- {i}" for n, i in nb201.EDGES]
+        else:
+            steps = int((np.sqrt(8 * n_edges + 9) - 3) / 2)
+            edges = [f"node {n} <- {i}" for n, i in edge_list(steps)]
+        ax.set_yticks(range(n_edges), edges, fontsize=6)
         ax.set_title(f"{cell} cell: final softmax(alpha)")
         fig.colorbar(image, ax=ax)
     fig.suptitle(title)
@@ -223,8 +233,59 @@ def _draw_cell(ax, pairs, concat, title: str) -> None:
     ax.set_title(title)
 
 
-def draw_genotype(genotype: Genotype, title: str, path) -> None:
-    """The derived normal and reduction cells as graphs: inputs left, nodes, output right."""
+def _draw_nb201_cell(ax, arch: Arch, title: str) -> None:
+    """A NAS-Bench-201 cell: nodes 0..3 on an arc, every edge i -> j labelled by its op."""
+    pos = {j: (0.1 + 0.8 * j / 3, 0.3 + 0.4 * (j % 2)) for j in range(4)}
+    for op, (node, inp) in zip(arch.ops, nb201.EDGES, strict=True):
+        (x0, y0), (x1, y1) = pos[inp], pos[node + 1]
+        none = op == "none"
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops={
+                "arrowstyle": "->",
+                "color": "lightgrey" if none else "grey",
+                "shrinkA": 14,
+                "shrinkB": 14,
+            },
+        )
+        ax.text(
+            (x0 + x1) / 2,
+            (y0 + y1) / 2,
+            op,
+            fontsize=7,
+            ha="center",
+            va="center",
+            color="grey" if none else "black",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "lightyellow", "ec": "none"},
+        )
+    for j, (x, y) in pos.items():
+        color = "lightblue" if j == 0 else ("lightgreen" if j == 3 else "white")
+        ax.text(
+            x,
+            y,
+            str(j),
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "circle,pad=0.3", "fc": color, "ec": "black"},
+        )
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.1, 0.9)
+    ax.axis("off")
+    ax.set_title(title)
+
+
+def draw_genotype(genotype: Genotype | Arch, title: str, path) -> None:
+    """The derived normal and reduction cells as graphs: inputs left, nodes, output right (a
+    NAS-Bench-201 cell: its one cell, with its string and official index)."""
+    if isinstance(genotype, Arch):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        _draw_nb201_cell(ax, genotype, f"{genotype}\nNAS-Bench-201 index {genotype.index}")
+        fig.suptitle(title)
+        _save(fig, path)
+        return
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     _draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell")
     _draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")

@@ -92,7 +92,7 @@ class SecondOrder:
 class Architect:
     """Updates a supernet's alphas (Adam) on alpha batches, with the latency term of ``lam``.
 
-    ``expected_latency(alpha_normal, alpha_reduce)`` is the differentiable predicted latency (ms)
+    ``expected_latency(*net.alphas())`` is the differentiable predicted latency (ms)
     of the search network's cells. `seconds` accumulates the time spent in alpha steps and in the
     latency term, to report what the latency term costs.
     """
@@ -119,7 +119,7 @@ class Architect:
     def expected_ms(self) -> float:
         """The predicted latency (ms) of the current alphas."""
         with torch.no_grad():
-            return float(self.expected_latency(self.net.alpha_normal, self.net.alpha_reduce))
+            return float(self.expected_latency(*self.net.alphas()))
 
     def step(self, x_w, y_w, x_a, y_a, lr: float) -> tuple[float, float]:
         """One alpha update on the alpha batch ``(x_a, y_a)``; the second order also needs the
@@ -136,7 +136,7 @@ class Architect:
             base = nn.functional.cross_entropy(logits, y_a)
             acc = accuracy(logits, y_a)
         t1 = time.perf_counter()
-        expected = self.expected_latency(net.alpha_normal, net.alpha_reduce)
+        expected = self.expected_latency(*net.alphas())
         loss = latency_term(settings.latency_form, self.lam, expected, self.reference_ms, base)
         self.seconds["latency_term_s"] += time.perf_counter() - t1
         if self.second is not None:

@@ -15,6 +15,7 @@ from torch import nn
 
 from lenna.search.images import ImageData, Split, batches
 from lenna.space.genotype import Genotype
+from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
 
 
@@ -46,7 +47,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 256) -> tuple[flo
 
 
 def train_final(
-    genotype: Genotype,
+    genotype: Genotype | Arch,
     macro: Macro,
     data: ImageData,
     settings: FinalSettings,

@@ -18,9 +18,11 @@ from torch import nn
 
 from lenna.search.architect import LATENCY_FORMS, Architect, accuracy
 from lenna.search.images import ImageData, Split, batches
-from lenna.search.supernet import SKIP, SuperNet, alpha_table, derive_genotype
+from lenna.search.supernet import SKIP, SuperNet, alpha_table, derive_genotype, make_supernet
 from lenna.space.genotype import Genotype
+from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
+from lenna.space.spaces import get_space
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,12 @@ def search_epoch(
     return {k: mean.get(k) for k in ("train_loss", "train_acc", "arch_loss", "arch_acc")}
 
 
+def skip_count(arch: Genotype | Arch) -> int:
+    """Skip connections of the normal cell (of the NAS-Bench-201 cell)."""
+    ops = arch.ops if isinstance(arch, Arch) else [op for op, _ in arch.normal]
+    return sum(op == SKIP for op in ops)
+
+
 def epoch_record(net: SuperNet, settings: SearchSettings, architect: Architect, genotype_latency) -> dict:
     """What an epoch ends with: the derived genotype (with and without the skip cap), its
     predicted latency, the expected latency of the alphas and the alphas themselves."""
@@ -154,8 +162,8 @@ def epoch_record(net: SuperNet, settings: SearchSettings, architect: Architect, 
     return {
         "expected_latency_ms": architect.expected_ms(),
         "genotype_latency_ms": genotype_latency(genotype),
-        "skip_normal": sum(op == SKIP for op, _ in uncapped.normal),
-        "skip_normal_capped": sum(op == SKIP for op, _ in genotype.normal),
+        "skip_normal": skip_count(uncapped),
+        "skip_normal_capped": skip_count(genotype),
         "genotype": str(genotype),
         **alpha_table(net),
     }
@@ -169,20 +177,21 @@ def run_search(
     settings: SearchSettings,
     lam: float,
     seed: int,
-    expected_latency: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    expected_latency: Callable[..., torch.Tensor],
     genotype_latency: Callable[[Genotype], float],
     log: Callable[[str], None] = lambda s: None,
     device: torch.device | str = "cpu",
-) -> tuple[Genotype, pd.DataFrame, dict]:
+) -> tuple[Genotype | Arch, pd.DataFrame, dict]:
     """Search a cell pair; returns the derived genotype, the per-epoch history and a summary.
 
-    ``expected_latency(alpha_normal, alpha_reduce)`` is the differentiable predicted latency (ms)
-    of the search network's cells; ``genotype_latency`` predicts a discrete genotype's.
+    ``expected_latency(*alphas)`` is the differentiable predicted latency (ms) of the search
+    network's cells (DARTS: alpha_normal, alpha_reduce; NAS-Bench-201: its one alpha);
+    ``genotype_latency`` predicts a discrete architecture's (a `Genotype` or an `Arch`).
     """
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = SuperNet(macro, op_names, steps, gen).to(device)
+    net = make_supernet(get_space(op_names, steps), macro, gen).to(device)
     w_half, a_half = halves(data.train, gen)
     weights = WeightStep(net, settings)
     architect = Architect(net, settings, lam, expected_latency)

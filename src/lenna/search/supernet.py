@@ -1,7 +1,9 @@
-"""The DARTS supernet and the derivation of a discrete genotype from its alphas.
+"""The search supernets and the derivation of a discrete architecture from their alphas.
 
-The supernet mixes every candidate op on every edge with softmax(alpha) weights; one alpha matrix
-(n_edges, n_ops) is shared by all normal cells and one by all reduction cells.
+A supernet mixes every candidate op on every edge with softmax(alpha) weights. DARTS: one alpha
+matrix (n_edges, n_ops) shared by all normal cells and one by all reduction cells. NAS-Bench-201
+(as the benchmark ran DARTS): one alpha matrix (6, 5) shared by every cell, the reduction blocks
+fixed, and the derived cell is the argmax op of every edge, ``none`` included.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from lenna.space import nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
+from lenna.space.nb201 import Arch
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.spaces import Space
 
 SKIP = "skip_connect"
 
@@ -24,12 +29,12 @@ class MixedOp(nn.Module):
     """Every candidate op of an edge, summed with the edge's softmax weights (pools get a BN, as in
     the reference)."""
 
-    def __init__(self, c: int, stride: int, op_names: Sequence[str]):
+    def __init__(self, c: int, stride: int, op_names: Sequence[str], pool_bn: bool = True):
         super().__init__()
         self.ops = nn.ModuleList()
         for name in op_names:
             op = make_op(name, c, stride, affine=False)
-            if "pool" in name:
+            if pool_bn and "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
             self.ops.append(op)
 
@@ -99,6 +104,65 @@ class SuperNet(nn.Module):
         return self.classifier(self.global_pooling(s1).flatten(1))
 
 
+class NB201SearchCell(nn.Module):
+    """A NAS-Bench-201 cell whose 6 edges mix every op (no batch norm after pools, as in the
+    benchmark's search cell)."""
+
+    def __init__(self, shape: CellShape, op_names: Sequence[str]):
+        super().__init__()
+        self.shape = shape
+        self.edges = nb201.EDGES
+        self.mixed = nn.ModuleList(MixedOp(shape.c, 1, op_names, pool_bn=False) for _ in self.edges)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [x]
+        for node in range(nb201.STEPS):
+            states.append(
+                sum(
+                    self.mixed[k](states[inp], weights[k])
+                    for k, (n, inp) in enumerate(self.edges)
+                    if n == node
+                )
+            )
+        return states[-1]
+
+
+class NB201SuperNet(nn.Module):
+    """The NAS-Bench-201 search network at ``macro`` (the benchmark's network with search cells)
+    and its one alpha matrix ``alpha_normal`` (1e-3 * randn)."""
+
+    steps = nb201.STEPS
+
+    def __init__(self, macro: Macro, op_names: Sequence[str], generator: torch.Generator):
+        super().__init__()
+        self.macro, self.op_names = macro, tuple(op_names)
+        self.body = nb201.NB201Network(macro, lambda shape: NB201SearchCell(shape, op_names))
+        self.alpha_normal = nn.Parameter(
+            1e-3 * torch.randn(len(nb201.EDGES), len(op_names), generator=generator)
+        )
+
+    def alphas(self) -> list[nn.Parameter]:
+        return [self.alpha_normal]
+
+    def weights(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith("alpha_")]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(self.alpha_normal, dim=-1)
+        body = self.body
+        x = body.stem(x)
+        for layer in body.layers:
+            x = layer(x) if isinstance(layer, nb201.ResNetBasicBlock) else layer(x, w)
+        return body.classifier(body.global_pooling(body.lastact(x)).flatten(1))
+
+
+def make_supernet(space: Space, macro: Macro, generator: torch.Generator) -> nn.Module:
+    """The search network of the space."""
+    if space.name == "nb201":
+        return NB201SuperNet(macro, space.ops, generator)
+    return SuperNet(macro, space.ops, space.steps, generator)
+
+
 def derive_cell(alpha: torch.Tensor | np.ndarray, op_names: Sequence[str], steps: int, max_skip=None):
     """The DARTS derivation: per node the 2 input edges with the largest non-none weight, on each
     the argmax op other than none. With ``max_skip``, while the cell has more skip connections than
@@ -125,7 +189,12 @@ def derive_cell(alpha: torch.Tensor | np.ndarray, op_names: Sequence[str], steps
         banned[k, j] = True
 
 
-def derive_genotype(net: SuperNet, max_skip_normal: int | None = None) -> Genotype:
+def derive_genotype(net: SuperNet | NB201SuperNet, max_skip_normal: int | None = None) -> Genotype | Arch:
+    """The discrete architecture of the alphas: a DARTS genotype (with the skip cap), or the
+    NAS-Bench-201 cell of the most probable op on every edge (the benchmark has no cap)."""
+    if isinstance(net, NB201SuperNet):
+        with torch.no_grad():
+            return Arch.from_probs(torch.softmax(net.alpha_normal, dim=-1).numpy())
     concat = tuple(range(2, net.steps + 2))
     with torch.no_grad():
         normal = derive_cell(net.alpha_normal, net.op_names, net.steps, max_skip_normal)
@@ -133,11 +202,15 @@ def derive_genotype(net: SuperNet, max_skip_normal: int | None = None) -> Genoty
     return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
 
 
-def alpha_table(net: SuperNet) -> dict:
-    """softmax(alpha) of both cells as flat columns ``{normal,reduce}_e{k:02d}_{op}``."""
+def alpha_table(net: SuperNet | NB201SuperNet) -> dict:
+    """softmax(alpha) of every cell type as flat columns ``{normal,reduce}_e{k:02d}_{op}``
+    (NAS-Bench-201: its one cell type, ``normal``)."""
     row = {}
+    cells = [("normal", net.alpha_normal)]
+    if not isinstance(net, NB201SuperNet):
+        cells.append(("reduce", net.alpha_reduce))
     with torch.no_grad():
-        for cell, alpha in (("normal", net.alpha_normal), ("reduce", net.alpha_reduce)):
+        for cell, alpha in cells:
             probs = torch.softmax(alpha, dim=-1)
             for k in range(probs.shape[0]):
                 for j, op in enumerate(net.op_names):

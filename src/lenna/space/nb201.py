@@ -95,6 +95,10 @@ class Arch:
             k += j
         return "+".join(parts)
 
+    def to_dict(self) -> dict:
+        """The JSON form of a derived architecture: its string and official index."""
+        return {"nb201": str(self), "index": self.index}
+
     @property
     def index(self) -> int | None:
         """The official benchmark index, from the public table (None if it is not there)."""

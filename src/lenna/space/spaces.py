@@ -8,13 +8,16 @@ network, the gated cell that is timed, and the cell's parts for the lookup-table
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lenna.space import nb201
 from lenna.space.cell import Cell, CellShape, GatedCell, edge_list
+from lenna.space.genotype import Genotype
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import OP_SETS, op_set
 
@@ -86,3 +89,19 @@ def config_space(search_space: dict) -> Space:
     """The space of the config's ``search_space`` section (name, and optional op_set / steps)."""
     name = search_space.get("name", "darts")
     return get_space(search_space.get("op_set", name), search_space.get("steps", DEFAULT_STEPS[name]))
+
+
+def load_architecture(path) -> Genotype | nb201.Arch:
+    """An architecture file: a NAS-Bench-201 one (`Arch.to_dict` JSON, or its string), or a DARTS
+    genotype (text form or JSON); any problem is an error naming the file."""
+    text = Path(path).read_text() if Path(path).is_file() else None
+    if text is not None:
+        stripped = text.strip()
+        try:
+            if stripped.startswith("|"):
+                return nb201.Arch.parse(stripped)
+            if stripped.startswith("{") and '"nb201"' in stripped:
+                return nb201.Arch.parse(json.loads(stripped)["nb201"])
+        except (nb201.ArchError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise nb201.ArchError(f"{path}: {err}") from None
+    return Genotype.load(path)
