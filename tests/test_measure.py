@@ -94,7 +94,7 @@ def test_the_first_visit_of_an_expected_spec_stops_by_the_convergence_rule(measu
         timing = SpecTiming("expected")
         rng = np.random.default_rng(gate_seed(row["spec_id"]))
         with torch.inference_mode():
-            first_expected_visit(cell, make_inputs(cell, 1, cpu, torch.float32), probs, rng, FAST, timing)
+            first_expected_visit(cell, make_inputs(cell, CPU, cpu), probs, rng, FAST, timing)
         per_reset = np.quantile(timing.visits[0], FAST.reset_quantile, axis=1)
         assert len(per_reset) == len(timing.gates)
         cum = np.cumsum(per_reset) / np.arange(1, len(per_reset) + 1)
@@ -161,3 +161,19 @@ def test_no_host_lock_on_a_gpu_the_cluster_scheduler_assigned(tmp_path):
         assert not (tmp_path / "lenna-device-cuda0.lock").exists()
     with device_lock("cpu", str(tmp_path), env=slurm):  # a CPU is still locked per host
         assert (tmp_path / "lenna-device-cpu.lock").exists()
+
+
+def test_a_channels_last_target_times_cells_and_inputs_in_that_layout_and_records_it():
+    specs = sample_specs(sampling_plan(CONFIG), seed=3, start=0, stop=2)
+    nhwc = Target("cpu", batch_size=2, threads=1, memory_format="channels_last")
+    cell, _ = build_cell(specs.iloc[0], torch.device("cpu"))
+    cell = nhwc.place(cell, torch.device("cpu"))
+    inputs = make_inputs(cell, nhwc, torch.device("cpu"))
+    assert all(x.shape[0] == 2 and x.is_contiguous(memory_format=torch.channels_last) for x in inputs)
+    convs = [m for m in cell.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert not CPU.input(torch.randn(1, 4, 3, 3), torch.device("cpu")).is_contiguous(
+        memory_format=torch.channels_last
+    )
+    rows = measure_specs(specs, nhwc, "cpu", torch.device("cpu"), FAST)
+    assert set(rows["memory_format"]) == {"channels_last"} and set(rows["status"]) == {"ok"}

@@ -171,7 +171,13 @@ def shard_device(config: dict, target: str, shard: int) -> str:
 
 def target_settings(config: dict, name: str) -> Target:
     settings = config["targets"][name]
-    return Target(name, settings["batch_size"], settings["threads"], settings.get("dtype", "float32"))
+    return Target(
+        name,
+        settings["batch_size"],
+        settings["threads"],
+        settings.get("dtype", "float32"),
+        settings.get("memory_format", "contiguous"),
+    )
 
 
 def timing_protocol(config: dict) -> TimingProtocol:

@@ -24,6 +24,23 @@ class Target:
     batch_size: int
     threads: int
     dtype: str = "float32"
+    # "channels_last" times modules and inputs in NHWC memory layout (PyTorch's default is NCHW).
+    memory_format: str = "contiguous"
+
+    @property
+    def torch_memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.memory_format == "channels_last" else torch.contiguous_format
+
+    def place(self, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """``module`` in eval mode on ``device`` in the target's dtype and memory format."""
+        return module.to(
+            device=device, dtype=getattr(torch, self.dtype), memory_format=self.torch_memory_format
+        ).eval()
+
+    def input(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """An input tensor on ``device`` in the target's dtype and memory format (4-d tensors)."""
+        x = x.to(device=device, dtype=getattr(torch, self.dtype))
+        return x.contiguous(memory_format=self.torch_memory_format) if x.dim() == 4 else x
 
 
 # -- devices -------------------------------------------------------------------------------------
@@ -86,7 +103,11 @@ def timing_job(snakemake) -> tuple[Target, str, torch.device]:
     device pinned for torch with the target's threads."""
     settings = snakemake.params.target
     target = Target(
-        snakemake.wildcards.target, settings["batch_size"], settings["threads"], settings["dtype"]
+        snakemake.wildcards.target,
+        settings["batch_size"],
+        settings["threads"],
+        settings["dtype"],
+        settings.get("memory_format", "contiguous"),
     )
     device_str = snakemake.resources.device
     return target, device_str, pin_device(device_str, target.threads)

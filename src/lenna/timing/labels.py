@@ -55,6 +55,7 @@ def provenance(target: Target, device_str: str, device: torch.device) -> dict:
         "threads": torch.get_num_threads(),
         "batch_size": target.batch_size,
         "dtype": target.dtype,
+        "memory_format": target.memory_format,
         "timer": "cuda_event" if device.type == "cuda" else "perf_counter_ns",
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
     }
@@ -177,10 +178,11 @@ def build_cell(row, device: torch.device) -> tuple[GatedCell, np.ndarray]:
     return cell.to(device).eval(), probs
 
 
-def make_inputs(cell: GatedCell, batch_size: int, device: torch.device, dtype: torch.dtype):
+def make_inputs(cell: GatedCell, target: Target, device: torch.device):
+    """Seeded random inputs of the cell at the target's batch size, dtype and memory format."""
     generator = torch.Generator().manual_seed(0)
     return tuple(
-        torch.randn(batch_size, *size, generator=generator, dtype=dtype).to(device)
+        target.input(torch.randn(target.batch_size, *size, generator=generator), device)
         for size in cell.input_sizes()
     )
 
@@ -209,9 +211,8 @@ def _out_of_memory_as_failure(device: torch.device):
 
 def _timed_cell(row, target: Target, device: torch.device):
     cell, probs = build_cell(row, device)
-    dtype = getattr(torch, target.dtype)
-    cell = cell.to(dtype)
-    return cell, probs, make_inputs(cell, target.batch_size, device, dtype)
+    cell = target.place(cell, device)
+    return cell, probs, make_inputs(cell, target, device)
 
 
 def visit(row, timing: SpecTiming, target, device, protocol) -> None:
@@ -264,11 +265,8 @@ class _ReferenceClock:
     """Times the reference cell between specs; `label_of` its passes is the job's machine speed."""
 
     def __init__(self, shape: CellShape, op_names, steps, target: Target, device, protocol):
-        self.cell = reference_cell(shape, op_names, steps).to(
-            device=device, dtype=getattr(torch, target.dtype)
-        )
-        self.cell.eval()
-        self.inputs = make_inputs(self.cell, target.batch_size, device, getattr(torch, target.dtype))
+        self.cell = target.place(reference_cell(shape, op_names, steps), device)
+        self.inputs = make_inputs(self.cell, target, device)
         self.protocol = protocol
         self.runs: list[np.ndarray] = []
 

@@ -90,12 +90,11 @@ def measure_networks(
     `Arch`) at every named macro setting, with the parts that are not cells timed alone
     (`_fixed_parts`). Networks are timed in eval mode at the target's batch size."""
     rows = []
-    dtype = getattr(torch, target.dtype)
     for name, macro in macros.items():
         for k, genotype in enumerate(genotypes):
-            net = genotype.network(macro).to(device=device, dtype=dtype).eval()
+            net = target.place(genotype.network(macro), device)
             size = (target.batch_size, macro.input_channels, macro.input_size, macro.input_size)
-            x = torch.randn(*size, generator=torch.Generator().manual_seed(k), dtype=dtype).to(device)
+            x = target.input(torch.randn(*size, generator=torch.Generator().manual_seed(k)), device)
             with torch.inference_mode():
                 row = {
                     "network": name,

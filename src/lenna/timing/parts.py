@@ -70,9 +70,8 @@ def measure_lut(
 ) -> pd.DataFrame:
     """Each part timed alone (`label_of` its rounds x repeats passes) at the target's batch size."""
     rows = []
-    dtype = getattr(torch, target.dtype)
     for part in parts:
-        module = build_part(part).to(device=device, dtype=dtype).eval()
-        x = torch.randn(target.batch_size, part[1], part[3], part[3], dtype=dtype).to(device)
+        module = target.place(build_part(part), device)
+        x = target.input(torch.randn(target.batch_size, part[1], part[3], part[3]), device)
         rows.append([*part, target.batch_size, timed_ms(module, (x,), protocol)])
     return pd.DataFrame(rows, columns=LUT_COLUMNS)

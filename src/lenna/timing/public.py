@@ -51,11 +51,10 @@ def measure_public(
     archs: pd.DataFrame, batch_sizes, target: Target, device: torch.device, protocol, log=lambda s: None
 ) -> pd.DataFrame:
     """The benchmark network of every architecture timed at every batch size (eval mode, the
-    target's dtype, `timed_ms`): one row per (index, batch_size)."""
-    dtype = getattr(torch, target.dtype)
+    target's dtype and memory format, `timed_ms`): one row per (index, batch_size)."""
     rows = []
     for k, (index, text) in enumerate(zip(archs["index"], archs["arch"], strict=True)):
-        net = Arch.parse(text).network(BENCHMARK_MACRO).to(device=device, dtype=dtype).eval()
+        net = target.place(Arch.parse(text).network(BENCHMARK_MACRO), device)
         for batch in batch_sizes:
             size = (
                 batch,
@@ -63,9 +62,7 @@ def measure_public(
                 BENCHMARK_MACRO.input_size,
                 BENCHMARK_MACRO.input_size,
             )
-            x = torch.randn(*size, generator=torch.Generator().manual_seed(int(index)), dtype=dtype).to(
-                device
-            )
+            x = target.input(torch.randn(*size, generator=torch.Generator().manual_seed(int(index))), device)
             rows.append(
                 {
                     "index": int(index),
