@@ -3,7 +3,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default experiment, unless --configfile names others: a config given on the command line
+# replaces it rather than being merged into it key by key (a DARTS key left over in a
+# NAS-Bench-201 config would be a silent mistake).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -16,21 +16,20 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 def run_snakemake(
     workdir: Path,
     *args: str,
-    configfile: Path = TINY,
+    configfile: Path | None = TINY,
     check: bool = True,
     snakefile: Path = ROOT / "Snakefile",
     env: dict | None = None,
 ):
     """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI;
-    ``env`` adds environment variables."""
+    ``env`` adds environment variables; ``configfile`` None passes none (the workflow's default)."""
     cmd = [
         *SNAKEMAKE,
         "--snakefile",
         str(snakefile),
         "--directory",
         str(workdir),
-        "--configfile",
-        str(configfile),
+        *(["--configfile", str(configfile)] if configfile else []),
         "--cores",
         "2",
         *args,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY_NB201, run_snakemake
+from conftest import ROOT, TINY_NB201, run_snakemake
 from lenna.config import ConfigError, check_config, complete_search_space
 from lenna.space import nb201
 from lenna.space.nb201 import Arch, ArchError, NB201Cell, public_table
@@ -236,3 +236,14 @@ def test_the_supernet_mixes_every_op_under_one_alpha_and_derives_the_argmax_cell
     assert derive_genotype(net, max_skip_normal=0) == wanted  # no skip cap in this space
     table = alpha_table(net)
     assert len(table) == 30 and all(k.startswith("normal_e") for k in table)
+
+
+def test_a_config_file_on_the_command_line_replaces_the_default_one(tmp_path):
+    # Run where config/config.yaml exists (the repository root, for a user): --configfile must
+    # not be merged into the DARTS default key by key (op_set darts would stay under nb201).
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
+    proc = run_snakemake(tmp_path, "--dry-run", configfile=TINY_NB201)
+    assert "results/public/cpu/rank.csv" in proc.stdout
+    default = run_snakemake(tmp_path, "--dry-run", "results/specs/shard-11.parquet", configfile=None)
+    assert "shard-11" in default.stdout  # no --configfile: the default (12 shards) is used
