@@ -42,15 +42,20 @@ def run_snakemake(
     return proc
 
 
-def write_config(path: Path, **changes) -> Path:
-    """The tiny config with ``changes`` applied; keys are dotted paths, e.g. ``sampling.seed``."""
-    config = yaml.safe_load(TINY.read_text())
+def apply_changes(config: dict, changes: dict) -> dict:
+    """``config`` with ``changes`` applied in place; keys are dotted paths, e.g. ``sampling.seed``."""
     for dotted, value in changes.items():
         node = config
         *parents, last = dotted.split(".")
         for key in parents:
             node = node[key]
         node[last] = value
+    return config
+
+
+def write_config(path: Path, **changes) -> Path:
+    """The tiny config with ``changes`` applied; keys are dotted paths, e.g. ``sampling.seed``."""
+    config = apply_changes(yaml.safe_load(TINY.read_text()), changes)
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TINY_NB201, run_snakemake
+from conftest import ROOT, TINY_NB201, apply_changes, run_snakemake
 from lenna.config import ConfigError, check_config, complete_search_space
 from lenna.space import nb201
 from lenna.space.nb201 import Arch, ArchError, NB201Cell, public_table
@@ -152,13 +152,7 @@ def test_cell_parts_of_the_space_have_no_preprocessing_and_never_stride():
     ],
 )
 def test_config_errors_of_the_space_name_the_key(change, message):
-    config = yaml.safe_load(TINY_NB201.read_text())
-    for dotted, value in change.items():
-        node = config
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
+    config = apply_changes(yaml.safe_load(TINY_NB201.read_text()), change)
     if change.get("search_space", {}).get("name") == "darts":
         config["macro"]["stem_multiplier"] = 3
         config["macro"]["input_channels"] = 1

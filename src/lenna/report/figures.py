@@ -182,6 +182,32 @@ def alpha_evolution(history: pd.DataFrame, op_names, title: str, path) -> None:
     _save(fig, path)
 
 
+def _draw_edge(ax, start, end, op: str, muted: bool = False) -> None:
+    """An arrow from ``start`` to ``end`` labelled ``op`` at its middle (greyed when ``muted``)."""
+    (x0, y0), (x1, y1) = start, end
+    ax.annotate(
+        "",
+        xy=(x1, y1),
+        xytext=(x0, y0),
+        arrowprops={
+            "arrowstyle": "->",
+            "color": "lightgrey" if muted else "grey",
+            "shrinkA": 14,
+            "shrinkB": 14,
+        },
+    )
+    ax.text(
+        (x0 + x1) / 2,
+        (y0 + y1) / 2,
+        op,
+        fontsize=7,
+        ha="center",
+        va="center",
+        color="grey" if muted else "black",
+        bbox={"boxstyle": "round,pad=0.15", "fc": "lightyellow", "ec": "none"},
+    )
+
+
 def _draw_cell(ax, pairs, concat, title: str) -> None:
     steps = len(pairs) // 2
     pos = {0: (0.0, 0.75), 1: (0.0, 0.25)}
@@ -191,22 +217,7 @@ def _draw_cell(ax, pairs, concat, title: str) -> None:
     names = {0: "c_{k-2}", 1: "c_{k-1}", "out": "c_{k}"}
     for k, (op, inp) in enumerate(pairs):
         node = k // 2 + 2
-        (x0, y0), (x1, y1) = pos[inp], pos[node]
-        ax.annotate(
-            "",
-            xy=(x1, y1),
-            xytext=(x0, y0),
-            arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 14, "shrinkB": 14},
-        )
-        ax.text(
-            (x0 + x1) / 2,
-            (y0 + y1) / 2,
-            op,
-            fontsize=7,
-            ha="center",
-            va="center",
-            bbox={"boxstyle": "round,pad=0.15", "fc": "lightyellow", "ec": "none"},
-        )
+        _draw_edge(ax, pos[inp], pos[node], op)
     for node in concat:
         (x0, y0), (x1, y1) = pos[node], pos["out"]
         ax.annotate(
@@ -237,29 +248,7 @@ def _draw_nb201_cell(ax, arch: Arch, title: str) -> None:
     """A NAS-Bench-201 cell: nodes 0..3 on an arc, every edge i -> j labelled by its op."""
     pos = {j: (0.1 + 0.8 * j / 3, 0.3 + 0.4 * (j % 2)) for j in range(4)}
     for op, (node, inp) in zip(arch.ops, nb201.EDGES, strict=True):
-        (x0, y0), (x1, y1) = pos[inp], pos[node + 1]
-        none = op == "none"
-        ax.annotate(
-            "",
-            xy=(x1, y1),
-            xytext=(x0, y0),
-            arrowprops={
-                "arrowstyle": "->",
-                "color": "lightgrey" if none else "grey",
-                "shrinkA": 14,
-                "shrinkB": 14,
-            },
-        )
-        ax.text(
-            (x0 + x1) / 2,
-            (y0 + y1) / 2,
-            op,
-            fontsize=7,
-            ha="center",
-            va="center",
-            color="grey" if none else "black",
-            bbox={"boxstyle": "round,pad=0.15", "fc": "lightyellow", "ec": "none"},
-        )
+        _draw_edge(ax, pos[inp], pos[node + 1], op, muted=op == "none")
     for j, (x, y) in pos.items():
         color = "lightblue" if j == 0 else ("lightgreen" if j == 3 else "white")
         ax.text(

@@ -163,18 +163,23 @@ class Cell(GatedCell):
         ``probs`` has shape (n_edges, n_ops) over ``op_names`` (edges in `edge_list` order).
         Gates start at the most probable op of each edge.
         """
-        pairs = edge_list(steps)
-        probs = np.asarray(probs, dtype=np.float64)
-        if probs.shape != (len(pairs), len(op_names)):
-            raise ValueError(f"probabilities of shape {probs.shape}, expected {(len(pairs), len(op_names))}")
-        edges = [
-            Edge(node, inp, tuple(op for op, p in zip(op_names, row, strict=True) if p > 0 and op != NONE))
-            for (node, inp), row in zip(pairs, probs, strict=True)
-        ]
+        edges = edges_from_probabilities(edge_list(steps), op_names, probs)
         cell = cls(shape, edges, steps, concat=range(2, steps + 2), affine=affine)
         cell.op_names = list(op_names)
         cell.set_gates([op_names[int(np.argmax(row))] for row in probs])
         return cell
+
+
+def edges_from_probabilities(pairs, op_names: Sequence[str], probs) -> list[Edge]:
+    """The gated edges of ``pairs`` ((node, input) each), each holding the ops of non-zero
+    probability in its row of ``probs`` (n_edges, n_ops over ``op_names``; ``none`` never held)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (len(pairs), len(op_names)):
+        raise ValueError(f"probabilities of shape {probs.shape}, expected {(len(pairs), len(op_names))}")
+    return [
+        Edge(node, inp, tuple(op for op, p in zip(op_names, row, strict=True) if p > 0 and op != NONE))
+        for (node, inp), row in zip(pairs, probs, strict=True)
+    ]
 
 
 def sample_gates(probs: np.ndarray, op_names: Sequence[str], rng: np.random.Generator) -> list[str]:

@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lenna.space.cell import CellShape, Edge, GatedCell, edge_list
+from lenna.space.cell import CellShape, Edge, GatedCell, edge_list, edges_from_probabilities
 from lenna.space.network import Macro
-from lenna.space.ops import NONE, OP_SETS, ReLUConvBN, make_op
+from lenna.space.ops import OP_SETS, ReLUConvBN, make_op
 
 OPS = OP_SETS["nb201"]
 STEPS = 3  # nodes after the input node
@@ -191,14 +191,7 @@ class NB201Cell(GatedCell):
     def from_probabilities(cls, shape: CellShape, op_names, probs: np.ndarray, affine=True) -> NB201Cell:
         """A gated cell holding every op with non-zero probability on each edge; gates start at
         the most probable op of each edge."""
-        probs = np.asarray(probs, dtype=np.float64)
-        if probs.shape != (len(EDGES), len(op_names)):
-            raise ValueError(f"probabilities of shape {probs.shape}, expected {(len(EDGES), len(op_names))}")
-        edges = [
-            Edge(node, inp, tuple(op for op, p in zip(op_names, row, strict=True) if p > 0 and op != NONE))
-            for (node, inp), row in zip(EDGES, probs, strict=True)
-        ]
-        cell = cls(shape, edges, affine=affine)
+        cell = cls(shape, edges_from_probabilities(EDGES, op_names, probs), affine=affine)
         cell.op_names = list(op_names)
         cell.set_gates([op_names[int(np.argmax(row))] for row in probs])
         return cell
