@@ -22,6 +22,7 @@ include: "workflow/rules/predictors.smk"
 include: "workflow/rules/networks.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/public.smk"
+include: "workflow/rules/transfer.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -45,6 +46,9 @@ localrules:
     learning_curve_figure,
     pareto_figure,
     public_rank,
+    import_device_table,
+    table_latency,
+    transfer_table,
     summary,
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_NB201, run_snakemake, write_config
+from conftest import ROOT, TINY_NB201, apply_changes, run_snakemake, write_config
 from lenna.imports import package_modules, third_party
 
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -41,14 +41,26 @@ def rule_script(body: str) -> str | None:
 def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
     """Rule -> the union of its jobs' inputs, from a dry run of every job of the tiny config with
     an external target (a dry run reads no table: an empty file stands in for one), and of the
-    tiny NAS-Bench-201 config (its public-device check)."""
+    tiny NAS-Bench-201 config (its public-device check), the latter also with a device table, its
+    few-shot target searched and its leave-one-device-out evaluation."""
     workdir = tmp_path_factory.mktemp("dry")
     (workdir / "phone.csv").touch()
     config = write_config(
         workdir / "c.yaml", external_targets={"phone": {"table": str(workdir / "phone.csv")}}
     )
+    tables = apply_changes(
+        yaml.safe_load(TINY_NB201.read_text()),
+        {
+            "device_tables": {
+                "public": {"devices": ["titanxp_1"], "few_shot": {"n": 10, "seed": 0}, "search": True}
+            },
+            "transfer": {"table": "public", "n_labels": [10], "seeds": [0]},
+            "search.predictors": ["mlp", "few_shot"],
+        },
+    )
+    (workdir / "tables.yaml").write_text(yaml.safe_dump(tables))
     inputs: dict[str, set[str]] = {}
-    for configfile in (config, TINY_NB201):
+    for configfile in (config, TINY_NB201, workdir / "tables.yaml"):
         proc = run_snakemake(workdir, "--dry-run", "--forceall", configfile=configfile)
         for rule, listed in re.findall(r"^(?:local)?rule (\w+):\n\s+input: ([^\n]*)", proc.stdout, re.M):
             inputs.setdefault(rule, set()).update(s.strip() for s in listed.split(","))

@@ -116,12 +116,19 @@ def check_config(config: dict) -> None:
         if len(kinds) > 1:
             raise ConfigError(f"targets.{target}.devices: {settings['devices']} mixes CPU and GPU devices")
 
+    if not (config["targets"] or config.get("external_targets") or config.get("device_tables")):
+        raise ConfigError("targets: no target (nor external_targets or device_tables) to work for")
     for name, settings in config.get("external_targets", {}).items():
         if name in config["targets"]:
             raise ConfigError(f"external_targets.{name}: the name is also a measured target in targets")
         table = settings["table"]
         if not os.path.isfile(table):
             raise ConfigError(f"external_targets.{name}.table: no such file {table!r}")
+
+    table_targets(config)  # raises on a bad device table
+    transfer = config.get("transfer")
+    if transfer is not None and transfer["table"] not in config.get("device_tables", {}):
+        raise ConfigError(f"transfer.table: {transfer['table']!r} is not a table of device_tables")
 
     public = config.get("public_check")
     if public is not None:
@@ -137,6 +144,74 @@ def check_config(config: dict) -> None:
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
     check_search(config)
+
+
+def table_columns(path: str) -> list[str]:
+    """The column names of a device table file (Parquet or CSV), read without its rows."""
+    if path.endswith(".csv"):
+        with open(path) as f:
+            return f.readline().strip().split(",")
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).names
+
+
+def device_table_path(config: dict, name: str) -> str:
+    """The file of device table ``name``: its ``table``, or the public table this package ships."""
+    from lenna.space.nb201 import PUBLIC_TABLE
+
+    return config["device_tables"][name].get("table", str(PUBLIC_TABLE))
+
+
+def table_targets(config: dict) -> dict[str, dict]:
+    """The targets of ``device_tables`` (lenna.tables): one per device column of each table, named
+    by its column (or, for a table of one device's ``latency_ms``, by the table's name). Each
+    maps to what its import and its predictors need. Raises `ConfigError` naming the key."""
+    from lenna.tables import KEY_COLUMNS, SINGLE_COLUMN, batch_size_of
+
+    out = {}
+    for name, settings in config.get("device_tables", {}).items():
+        key = f"device_tables.{name}"
+        if config["search_space"]["name"] != "nb201":
+            raise ConfigError(
+                f"{key}: device tables hold NAS-Bench-201 networks; search_space.name must be nb201"
+            )
+        path = device_table_path(config, name)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{key}.table: no such file {path!r}")
+        try:
+            columns = table_columns(path)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is the same error to a user
+            raise ConfigError(f"{key}.table: {path} is not a readable table ({err})") from None
+        if not any(c in columns for c in KEY_COLUMNS):
+            raise ConfigError(f"{key}.table: {path} has no column 'arch' or 'index'")
+        devices = [c for c in columns if c not in KEY_COLUMNS]
+        chosen = settings.get("devices") or devices
+        unknown = [d for d in chosen if d not in devices]
+        if unknown:
+            raise ConfigError(f"{key}.devices: {unknown} are not columns of {path}; it has {devices}")
+        few_shot = settings.get("few_shot")
+        if few_shot is not None:
+            bad = [s for s in few_shot.get("sources") or [] if s not in devices or s in chosen]
+            if bad:
+                raise ConfigError(
+                    f"{key}.few_shot.sources: {bad} are not other device columns of {path} "
+                    f"(a target is never its own source)"
+                )
+        for column in chosen:
+            target = name if column == SINGLE_COLUMN else column
+            if target in out or target in config["targets"] or target in config.get("external_targets", {}):
+                raise ConfigError(f"{key}: target {target!r} is named twice (targets are named by column)")
+            out[target] = {
+                "table": name,
+                "path": path,
+                "column": column,
+                "batch_size": settings.get("batch_size") or batch_size_of(column),
+                "few_shot": few_shot,
+                "protocol": settings.get("protocol", {}),
+                "search": bool(settings.get("search", False)),
+            }
+    return out
 
 
 def public_table_path(config: dict) -> str:
@@ -214,10 +289,12 @@ def check_search(config: dict) -> None:
             )
     search = config["search"]
     models = config["predictors"]["models"]
+    few_shot = any(t.get("few_shot") for t in config.get("device_tables", {}).values())
     for model in search["predictors"]:
-        if model not in models:
+        if model not in models and not (model == "few_shot" and few_shot):
             raise ConfigError(
-                f"search.predictors: {model!r} is not a trained predictor (predictors.models: {models})"
+                f"search.predictors: {model!r} is not a trained predictor (predictors.models: {models}"
+                f"{'' if few_shot else '; few_shot needs a device table with few_shot'})"
             )
     if search["warmup_epochs"] > search["epochs"]:
         raise ConfigError(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lenna.io import DataError, read_parquet
+from lenna.io import DataError, read_parquet, read_table
 from lenna.space.ops import op_set
 from lenna.space.specs import SHAPE_COLUMNS, prob_columns
 from lenna.timing.interference import interference_warnings
@@ -298,7 +298,9 @@ def feature_columns(op_set_name: str, steps: int) -> list[str]:
 def fit_normaliser(train: pd.DataFrame, op_set_name: str, steps: int) -> dict:
     """Per-feature mean and standard deviation and label statistics, from the training split only.
 
-    Constant features get a standard deviation of 1 so that scaling leaves them at zero.
+    Constant features get a standard deviation of 1 so that scaling leaves them at zero. The
+    normaliser of a network-unit dataset says so (``unit``) and holds the rows' shape and batch
+    features (``network_features``), which every predictor trained on it records.
     """
     if train.empty:
         raise DataError("the training split is empty: measure more specs or raise datasets.split.train")
@@ -308,10 +310,15 @@ def fit_normaliser(train: pd.DataFrame, op_set_name: str, steps: int) -> dict:
     std = x.std(axis=0)
     std[std < 1e-12] = 1.0
     y = train["latency_ms"].to_numpy(np.float64)
+    # A network-unit dataset (lenna.tables): every row is a whole network at one shape and batch.
+    unit = {}
+    if "unit" in train.columns and (train["unit"] == "network").all():
+        unit = {"unit": "network", "network_features": x[0, : len(SHAPE_COLUMNS) + 1].tolist()}
     return {
         "schema_version": 1,
         "op_set": op_set_name,
         "steps": steps,
+        **unit,
         "features": columns,
         "mean": mean.tolist(),
         "std": std.tolist(),
@@ -343,13 +350,7 @@ def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFr
     from lenna.space.specs import spec_id
 
     path = str(path)
-    if path.endswith(".csv"):
-        try:
-            table = pd.read_csv(path)
-        except (OSError, ValueError) as err:
-            raise DataError(f"{path}: not a readable CSV file ({err})") from None
-    else:
-        table = read_parquet(path)
+    table = read_table(path)
     table = table.copy()
     features = feature_columns(op_set_name, steps)
     optional = ["spec_id", "label_kind", "device_name"]

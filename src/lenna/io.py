@@ -63,6 +63,17 @@ def read_parquet(path, required: Iterable[str] = ()) -> pd.DataFrame:
     return table
 
 
+def read_table(path) -> pd.DataFrame:
+    """A CSV (by its ``.csv`` name) or Parquet table, failing with the file name if unreadable."""
+    path = str(path)
+    if path.endswith(".csv"):
+        try:
+            return pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    return read_parquet(path)
+
+
 def read_metadata(path) -> dict:
     """The ``lenna.*`` schema metadata of a Parquet file written by `write_parquet`."""
     raw = pq.read_schema(path).metadata or {}

@@ -43,17 +43,32 @@ except (cfg.ConfigError, HardwareError) as err:
 
 MEASURED = sorted(config["targets"])
 # Targets whose latency table comes from outside (a phone, an accelerator): no timing jobs.
-EXTERNAL = sorted(config.get("external_targets", {}))
+IMPORTED = sorted(config.get("external_targets", {}))
+# Targets of whole-network device tables (lenna.tables), one per device column.
+TABLED = cfg.table_targets(config)
+EXTERNAL = IMPORTED + sorted(TABLED)
 TARGETS = MEASURED + EXTERNAL
+# Targets with searches: the measured ones (their networks are timed), and device-table targets
+# asked for (their networks' latency is looked up in the table).
+SEARCHED = MEASURED + sorted(t for t, s in TABLED.items() if s["search"])
 # Models that need the target's device, beyond its latency table.
 DEVICE_MODELS = {"lut"}
+# The few-shot transfer (lenna.predictors.transfer): a model of device-table targets only.
+FEW_SHOT = "few_shot"
+TRANSFER_DEVICES = (
+    config["transfer"].get("devices")
+    or cfg.table_columns(cfg.device_table_path(config, config["transfer"]["table"]))
+    if "transfer" in config
+    else []
+)
+TRANSFER_DEVICES = [d for d in TRANSFER_DEVICES if d not in ("index", "arch")]
 SHARDS = range(cfg.n_shards(config))
 
 
 wildcard_constraints:
     target="|".join(TARGETS),
     shard=r"\d+",
-    model="|".join(config["predictors"]["models"]),
+    model="|".join([*config["predictors"]["models"], FEW_SHOT]),
     lam="|".join(re.escape(cfg.lambda_label(v)) for v in config["search"]["lambdas"]),
     seed=r"\d+",
 
@@ -189,7 +204,9 @@ def target_models(target):
     """The configured predictors that can be trained for a target."""
     models = config["predictors"]["models"]
     if target in EXTERNAL:
-        return [m for m in models if m not in DEVICE_MODELS]
+        models = [m for m in models if m not in DEVICE_MODELS]
+    if target in TABLED and TABLED[target]["few_shot"]:
+        models = [*models, FEW_SHOT]
     return models
 
 
@@ -211,6 +228,19 @@ def network_metrics(wildcards):
     )
 
 
+def table_device(wildcards):
+    """What a device-table target's rules need: its table, column, batch size, few-shot settings."""
+    return TABLED[wildcards.target]
+
+
+def transfer_table_path(wildcards):
+    return cfg.device_table_path(config, wildcards.table)
+
+
+def transfer_protocol(wildcards):
+    return config["device_tables"][wildcards.table].get("protocol", {})
+
+
 def search_params():
     """What decides one search besides its lambda and seed: the sweep lists are not in it, so
     adding a lambda or a seed leaves the other searches as they are."""
@@ -228,11 +258,16 @@ def search_runs(wildcards, name):
     return run_files(wildcards.target, name)
 
 
+def search_models(target):
+    """The search's predictors that the target has."""
+    return [m for m in config["search"]["predictors"] if m in target_models(target)]
+
+
 def run_files(target, name):
     return expand(
         "results/search/{target}/{model}/lambda-{lam}/seed-{seed}/{name}",
         target=target,
-        model=config["search"]["predictors"],
+        model=search_models(target),
         lam=[cfg.lambda_label(v) for v in config["search"]["lambdas"]],
         seed=config["search"]["seeds"],
         name=name,
@@ -247,7 +282,7 @@ def all_outputs():
     )
     pareto = expand(
         "results/pareto/{target}/{name}",
-        target=MEASURED,
+        target=SEARCHED,
         name=["pareto.csv", "pareto.svg", "pareto.html", "summary.json"],
     )
     public = expand(
@@ -267,7 +302,7 @@ def all_outputs():
         ],
     ) + [
         path
-        for target in MEASURED
+        for target in SEARCHED
         for name in ("history.svg", "alphas.svg", "cells.svg")
         for path in run_files(target, name)
     ]
@@ -282,8 +317,18 @@ def all_outputs():
         for name in names
     ]
     figures += expand("results/predictors/{target}/learning_curve.svg", target=TARGETS)
+    transfer = (
+        expand(
+            "results/transfer/{table}/{name}",
+            table=config["transfer"]["table"],
+            name=["loo.csv", "summary.csv", "summary.html", "loo.svg"],
+        )
+        if "transfer" in config
+        else []
+    )
     return (
-        ["results/summary.md", "results/summary.html"]
+        transfer
+        + ["results/summary.md", "results/summary.html"]
         + figures
         + pareto
         + public

@@ -29,7 +29,7 @@ rule import_latency:
     log:
         "logs/import_latency/{target}.log",
     wildcard_constraints:
-        target="|".join(EXTERNAL) or "^$",
+        target="|".join(IMPORTED) or "^$",
     conda:
         "../../envs/data.yaml"
     params:

@@ -83,7 +83,7 @@ rule search_figures:
 rule summary:
     input:
         comparisons=expand("results/predictors/{target}/comparison.csv", target=TARGETS),
-        pareto=expand("results/pareto/{target}/summary.json", target=MEASURED),
+        pareto=expand("results/pareto/{target}/summary.json", target=SEARCHED),
         public=expand(
             "results/public/{target}/rank.csv",
             target=MEASURED if "public_check" in config else [],
@@ -104,7 +104,7 @@ rule summary:
         "../../envs/report.yaml"
     params:
         targets=TARGETS,
-        measured=MEASURED,
+        measured=SEARCHED,
         public_targets=MEASURED if "public_check" in config else [],
     script:
         "../scripts/summary.py"

@@ -72,6 +72,8 @@ rule measure_final:
         "logs/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.log",
     benchmark:
         "results/benchmarks/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
+    wildcard_constraints:
+        target="|".join(MEASURED) or "^$",
     conda:
         "../../envs/search.yaml"
     threads: measure_threads

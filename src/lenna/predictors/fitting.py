@@ -36,6 +36,7 @@ def describe(model: str, kind: str, normaliser: dict, transform: str, label: dic
         "op_set": normaliser["op_set"],
         "steps": normaliser["steps"],
         "features": list(normaliser["features"]),
+        **{k: normaliser[k] for k in ("unit", "network_features") if k in normaliser},
         "transform": transform,
         "label": label,
         "versions": {
@@ -83,6 +84,19 @@ def fit_elasticnet(
         **_scaling(normaliser),
     }
     return LatencyPredictor(desc, weights)
+
+
+def train_epoch(net, optimiser, x: torch.Tensor, target: torch.Tensor, order, batch_size: int) -> list[float]:
+    """One epoch of mean-squared-error steps over ``order`` in batches; the batches' losses."""
+    losses = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        loss = torch.nn.functional.mse_loss(net(x[idx]), target[idx])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
 
 
 class _MLP(torch.nn.Module):
@@ -136,14 +150,7 @@ def fit_mlp(
     for epoch in range(epochs):
         net.train()
         order = torch.randperm(len(x_train), generator=generator)
-        losses = []
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            loss = torch.nn.functional.mse_loss(net(x_train[idx]), target[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.item())
+        losses = train_epoch(net, optimiser, x_train, target, order, batch_size)
         net.eval()
         with torch.no_grad():
             out = net(x_val).double().numpy() * label["std"] + label["mean"]

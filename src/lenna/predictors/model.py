@@ -92,6 +92,12 @@ class LatencyPredictor:
     def steps(self) -> int:
         return self.description["steps"]
 
+    @property
+    def unit(self) -> str:
+        """``cell`` (a row is one cell; a network sums its cells) or ``network`` (a row is the
+        whole network a device table timed, at the shape and batch of ``network_features``)."""
+        return self.description.get("unit", "cell")
+
     # -- the torch forward -----------------------------------------------------------------------
     def _tensor(self, name: str, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.weights[name], dtype=like.dtype, device=like.device)
@@ -167,7 +173,11 @@ class LatencyPredictor:
     ) -> torch.Tensor:
         """Predicted latency (ms) of all cells of a network whose edges mix ops with
         softmax(alpha) probabilities; differentiable in the alphas (each (n_edges, n_ops)).
-        A NAS-Bench-201 network has one cell type: ``alpha_reduce`` is None."""
+        A NAS-Bench-201 network has one cell type: ``alpha_reduce`` is None. A network-unit
+        predictor gives the latency of the network its table timed (the benchmark's, at the
+        table's batch size) whatever ``macro`` and ``batch_size`` say."""
+        if self.unit == "network":
+            return self.latency(self._network_row(torch.softmax(alpha_normal, dim=-1))).sum()
         if self.description["op_set"] == "nb201":
             probs = torch.softmax(alpha_normal, dim=-1)
             return self.latency(self.cell_features(nb201.cell_shapes(macro), probs, batch_size)).sum()
@@ -180,6 +190,10 @@ class LatencyPredictor:
                 probs = torch.softmax(alpha, dim=-1)
                 total = total + self.latency(self.cell_features(group, probs, batch_size)).sum()
         return total
+
+    def _network_row(self, probs: torch.Tensor) -> torch.Tensor:
+        shape = torch.tensor(self.description["network_features"], dtype=probs.dtype, device=probs.device)
+        return torch.cat([shape, probs.reshape(-1)])[None]
 
     def genotype_probs(self, genotype: Genotype, reduction: bool) -> np.ndarray:
         """The one-hot (n_edges, n_ops) matrix of a genotype's normal or reduce cell."""
@@ -200,11 +214,16 @@ class LatencyPredictor:
 
     def predict_genotype(self, genotype: Genotype | Arch, macro: Macro, batch_size: int) -> float:
         """Predicted latency (ms) of the cells of an architecture's network: a DARTS genotype or
-        a NAS-Bench-201 `Arch` (stem, head and reduction blocks excluded)."""
+        a NAS-Bench-201 `Arch` (stem, head and reduction blocks excluded); for a network-unit
+        predictor, of the whole network its table timed."""
         if isinstance(genotype, Arch):
             if self.description["op_set"] != "nb201":
                 raise ValueError(
                     f"a NAS-Bench-201 cell, but the predictor models {self.description['op_set']}"
+                )
+            if self.unit == "network":
+                return float(
+                    self.predict_features(self._network_row(torch.from_numpy(genotype.probs())).numpy()).sum()
                 )
             probs = genotype.probs().ravel()
             rows = [[*shape_vector(s, batch_size), *probs] for s in nb201.cell_shapes(macro)]

@@ -370,3 +370,49 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_transfer(summary: pd.DataFrame, title: str, path) -> None:
+    """Leave-one-device-out: Spearman's rho and share within +-10% against the held-out device's
+    labels, per method; the mean over devices bold, each device faint."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = {"few_shot": "tab:blue", "alone": "tab:orange", "flops": "tab:grey"}
+    for ax, metric, label in (
+        (axes[0], "spearman", "Spearman's rho"),
+        (axes[1], "within_10pct", "share within ±10%"),
+    ):
+        for method, colour in colours.items():
+            column = f"{method}_{metric}"
+            if column not in summary:
+                continue
+            for device, part in summary.groupby("device"):
+                mean = device == "mean"
+                ax.plot(
+                    part["n_labels"],
+                    part[column],
+                    color=colour,
+                    alpha=1.0 if mean else 0.15,
+                    linewidth=2.5 if mean else 0.8,
+                    marker="o" if mean else None,
+                    label=method if mean else None,
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled architectures of the held-out device")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def transfer_table(summary: pd.DataFrame, title: str, path) -> None:
+    _write_html(
+        path,
+        title,
+        "Each device held out in turn: its few-shot predictor (learnt from the other devices, then "
+        "n of its labels), the same MLP trained on its n labels alone, and FLOPs; Spearman's rho "
+        "and share within ±10% on the scored architectures, means over seeds; rank_cap is the "
+        "highest rho the column's ties allow. The rows 'mean' average the devices.",
+        summary,
+    )

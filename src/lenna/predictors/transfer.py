@@ -1,0 +1,272 @@
+"""A latency predictor for a device from a few of its measurements, learnt across other devices.
+
+The transfer (chosen by measurement, README "Few-shot predictors"): a *source model*, an MLP from
+an architecture's features to its standardised log latency on every source device at once,
+trained on the source devices' tables; then, for the new device, a ridge regression of its log
+latency on the source model's outputs, fitted on its n labels, the penalty chosen by
+leave-one-out error among them. The new device is thus predicted as a learnt blend of the
+(denoised) source devices. Composed, the two are one MLP whose last layer is the blend: a
+predictor of kind ``mlp`` like any other, loadable by `load_predictor`, differentiable for the
+search. Fine-tuning the source model on the n labels as well did not help on the public table
+(README), so it is not done.
+
+`leave_one_device_out` scores it as the field does: each device of a table held out in turn,
+its source model built from the other columns only (`source_table` drops the held-out column
+before anything else is read), against the same MLP trained on the held-out device alone and
+FLOPs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import rankdata
+
+from lenna.datasets import fit_normaliser, normalise
+from lenna.predictors.baselines import fit_flops
+from lenna.predictors.fitting import describe, fit_mlp, train_epoch
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.model import N_SHAPE, LatencyPredictor
+from lenna.space import nb201
+from lenna.tables import (
+    KEY_COLUMNS,
+    NETWORK_SHAPE,
+    Protocol,
+    batch_size_of,
+    device_columns,
+    network_dataset,
+    sample_pool,
+    score_rows,
+)
+from lenna.timing.public import device_kind
+
+# Ridge penalties tried by leave-one-out error on the device's labels.
+PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+DEFAULT_SOURCE = {"hidden": [256, 256], "epochs": 150, "lr": 1e-3, "batch_size": 256, "seed": 0}
+
+
+def source_table(table: pd.DataFrame, target: str, sources: list[str] | None = None) -> pd.DataFrame:
+    """The columns a transfer to ``target`` may learn from: the keys and the source devices
+    (default: every other device of the table). The target's column is dropped here, first."""
+    held_out = table.drop(columns=[target])
+    available = device_columns(held_out)
+    if sources is None:
+        sources = available
+    if target in sources:
+        raise ValueError(f"device {target!r} is the target and cannot be one of its own sources")
+    missing = [s for s in sources if s not in available]
+    if missing:
+        raise ValueError(f"source device(s) {missing} not in the table; it has {available}")
+    if not sources:
+        raise ValueError(f"no source device to transfer to {target!r} from")
+    return held_out[[*KEY_COLUMNS, *sources]]
+
+
+@dataclass
+class SourceModel:
+    """An MLP from standardised features to the standardised log latency of every source."""
+
+    normaliser: dict
+    layers: list[tuple[np.ndarray, np.ndarray]]  # (weight, bias) per layer, the last is the output
+    sources: list[str]
+    settings: dict
+    final_loss: float
+
+    def outputs(self, features: np.ndarray) -> np.ndarray:
+        """(n, n_sources) standardised log latencies of raw feature rows."""
+        h = (features - np.asarray(self.normaliser["mean"])) / np.asarray(self.normaliser["std"])
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w.T + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+
+def fit_source_model(
+    sources: pd.DataFrame, batch_size: int, settings: dict | None = None, log=lambda s: None
+) -> SourceModel:
+    """Train the source model on a `source_table` (its connected architectures), at the target's
+    batch size (a constant feature: the shape and batch features of a network-unit row never vary).
+    Seeded and deterministic on a CPU."""
+    settings = {**DEFAULT_SOURCE, **(settings or {})}
+    columns = device_columns(sources)
+    rows = network_dataset(sources, columns[0], batch_size, source="sources")
+    keep = sources["index"].isin(rows["index"]).to_numpy()
+    y = np.log(sources.loc[keep, columns].to_numpy(np.float64))
+    mu, sd = y.mean(axis=0), y.std(axis=0)
+    normaliser = fit_normaliser(rows, "nb201", nb201.STEPS)
+    x = torch.as_tensor(normalise(rows, normaliser), dtype=torch.float32)
+    target = torch.as_tensor((y - mu) / sd, dtype=torch.float32)
+
+    torch.manual_seed(settings["seed"])
+    generator = torch.Generator().manual_seed(settings["seed"])
+    sizes = [x.shape[1], *settings["hidden"], len(columns)]
+    linears = [torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    net = torch.nn.Sequential(*[m for lin in linears[:-1] for m in (lin, torch.nn.ReLU())], linears[-1])
+    optimiser = torch.optim.Adam(net.parameters(), lr=settings["lr"])
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings["epochs"])
+    for epoch in range(settings["epochs"]):
+        order = torch.randperm(len(x), generator=generator)
+        losses = train_epoch(net, optimiser, x, target, order, settings["batch_size"])
+        schedule.step()
+        if epoch % 25 == 24:
+            log(f"source model epoch {epoch + 1}: loss {np.mean(losses):.4f}")
+    layers = [(lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()) for lin in linears]
+    # The output layer predicts log latency in ms directly.
+    w, b = layers[-1]
+    layers[-1] = (w * sd[:, None], b * sd + mu)
+    return SourceModel(normaliser, layers, columns, settings, float(np.mean(losses)))
+
+
+def ridge_loo(x: np.ndarray, y: np.ndarray, penalties=PENALTIES) -> tuple[np.ndarray, float, float]:
+    """Ridge regression of y on x (centred; intercept unpenalised), its penalty chosen by the
+    exact leave-one-out error. Returns (coefficients, intercept, penalty)."""
+    mean_x, mean_y = x.mean(axis=0), y.mean()
+    xc, yc = x - mean_x, y - mean_y
+    n = len(y)
+    best = None
+    for penalty in penalties:
+        solve = np.linalg.solve(xc.T @ xc + penalty * np.eye(x.shape[1]), xc.T)
+        hat = xc @ solve
+        leverage = np.diag(hat) + 1.0 / n  # the intercept's share
+        residual = (yc - hat @ yc) / np.maximum(1.0 - leverage, 1e-9)
+        error = float(np.mean(residual**2))
+        if best is None or error < best[0]:
+            best = (error, penalty, solve @ yc)
+    _, penalty, coef = best
+    return coef, float(mean_y - mean_x @ coef), float(penalty)
+
+
+def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPredictor:
+    """The few-shot predictor of a device from its labelled rows ``train`` (network-unit rows at
+    the batch size the source model was built for): the source model with a ridge blend of its
+    outputs as the last layer. One MLP, log-latency output."""
+    normaliser = source.normaliser
+    features = train[normaliser["features"]].to_numpy(np.float64)
+    if not np.allclose(features[:, :N_SHAPE], np.asarray(normaliser["mean"])[:N_SHAPE]):
+        raise ValueError("the labelled rows differ in shape or batch size from the source model's")
+    if len(train) < 2:
+        raise ValueError(f"{len(train)} labelled architecture(s); a few-shot fit needs at least 2")
+    outputs = source.outputs(features)
+    coef, intercept, penalty = ridge_loo(outputs, np.log(train["latency_ms"].to_numpy(np.float64)))
+    weights = {"mean": np.asarray(normaliser["mean"]), "std": np.asarray(normaliser["std"])}
+    *hidden, (w_out, b_out) = source.layers
+    for i, (w, b) in enumerate(hidden):
+        weights[f"w{i}"], weights[f"b{i}"] = w, b
+    weights[f"w{len(hidden)}"] = (coef @ w_out)[None, :]
+    weights[f"b{len(hidden)}"] = np.array([coef @ b_out + intercept])
+    desc = describe(
+        "few_shot",
+        "mlp",
+        normaliser,
+        "log",
+        {"mean": 0.0, "std": 1.0},
+        architecture={"hidden": [w.shape[0] for w, _ in hidden], "activation": "relu"},
+        unit="network",
+        transfer={
+            "method": "source MLP over the source devices + ridge blend of its outputs (LOO penalty)",
+            "sources": source.sources,
+            "source_settings": source.settings,
+            "source_final_loss": source.final_loss,
+            "n_labels": int(len(train)),
+            "ridge_penalty": penalty,
+            "blend": dict(zip(source.sources, coef.round(6).tolist(), strict=True)),
+        },
+        **extra,
+    )
+    return LatencyPredictor(desc, weights)
+
+
+def leave_one_device_out(
+    table: pd.DataFrame,
+    device: str,
+    n_labels: list[int],
+    seeds: list[int],
+    protocol: Protocol,
+    source_settings: dict | None = None,
+    alone_settings: dict | None = None,
+    log=lambda s: None,
+) -> pd.DataFrame:
+    """Scores of the few-shot predictor of ``device`` (sources: every other column), the same
+    MLP trained on the device alone, and FLOPs, for every n and seed: one row per (method, n,
+    seed) with Spearman's rho and the share within +-10% on the scored rows."""
+    batch = batch_size_of(device)
+    source = fit_source_model(source_table(table, device), batch, source_settings, log)
+    data = network_dataset(table, device, batch, source=device)
+    scored = score_rows(table[device].to_numpy(np.float64), table["index"].to_numpy(), protocol)
+    test = data[data["index"].isin(table.loc[scored, "index"])]
+    alone = {
+        "hidden": source.settings["hidden"],
+        "activation": "relu",
+        "lr": 1e-3,
+        "epochs": 300,
+        "batch_size": 64,
+        "weight_decay": 0.0,
+        "patience": 30,
+        "seed": 0,
+        **(alone_settings or {}),
+    }
+    rows = []
+    for n in n_labels:
+        for seed in seeds:
+            train = data.iloc[sample_pool(data, n, seed, protocol)]
+            own = fit_normaliser(train, "nb201", nb201.STEPS)
+            models = {
+                "few_shot": fit_few_shot(source, train),
+                # No other labels of the device exist: its training rows are its validation too.
+                "alone": fit_mlp(train, train, own, transform="log", **alone)[0],
+                "flops": fit_flops(train, [(NETWORK_SHAPE, batch)], own),
+            }
+            for method, predictor in models.items():
+                scores = latency_metrics(test["latency_ms"], predictor.predict(test))
+                rows.append(
+                    {
+                        "device": device,
+                        "method": method,
+                        "n_labels": n,
+                        "seed": seed,
+                        "n_train": len(train),
+                        "spearman": scores["spearman"],
+                        "within_10pct": scores["within_10pct"],
+                        "n_test": scores["n_test"],
+                    }
+                )
+        log(f"{device}: n={n} done")
+    return pd.DataFrame(rows)
+
+
+def rank_cap(latency_ms: np.ndarray) -> float:
+    """The highest Spearman's rho any prediction can reach against ``latency_ms`` with its ties
+    (whole-millisecond columns): that of its tied ranks against a tie-breaking order of them."""
+    tied = rankdata(latency_ms)
+    return float(np.corrcoef(tied, rankdata(latency_ms, method="ordinal"))[0, 1])
+
+
+def summarise(scores: pd.DataFrame, table: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+    """Per device and n: each method's mean (and seed standard deviation) of rho and of the
+    share within +-10%, with the device's kind and its rank cap; plus one ``mean`` row per n,
+    the leave-one-device-out mean."""
+    per = (
+        scores.groupby(["device", "n_labels", "method"])
+        .agg(
+            spearman=("spearman", "mean"),
+            spearman_std=("spearman", "std"),
+            within_10pct=("within_10pct", "mean"),
+        )
+        .unstack("method")
+    )
+    per.columns = [f"{method}_{metric}" for metric, method in per.columns]
+    per = per.reset_index()
+    caps = {}
+    for device in per["device"].unique():
+        scored = score_rows(table[device].to_numpy(np.float64), table["index"].to_numpy(), protocol)
+        caps[device] = rank_cap(table.loc[scored, device].to_numpy(np.float64))
+    per.insert(1, "kind", per["device"].map(device_kind))
+    per["rank_cap"] = per["device"].map(caps)
+    mean = per.drop(columns=["device", "kind"]).groupby("n_labels").mean().reset_index()
+    mean.insert(0, "device", "mean")
+    mean.insert(1, "kind", "all")
+    return pd.concat([per, mean], ignore_index=True)

@@ -1,0 +1,186 @@
+"""Device tables: whole-network latencies of NAS-Bench-201 architectures measured elsewhere.
+
+A device table has one row per architecture, named by its benchmark string (``arch``) or its
+official index (``index``), or both, and one latency column (ms) per device: the public table of
+21 devices (`lenna.space.nb201.PUBLIC_TABLE`), or a user's own device (``latency_ms``). Each
+device of a table becomes a target of the workflow whose labels are the latency of the
+benchmark's whole network (C=16, N=5, 32x32 RGB): a *network-unit* dataset, one row per
+architecture, whose features are those of a cell at the benchmark's first cell shape with the
+architecture's one-hot probabilities. A predictor trained on it predicts the whole network.
+
+Architectures whose cell has no path from its input to its output (341 of 15,625) make a
+network whose output ignores the image; devices that prune such graphs time them at almost
+nothing (pixel3: 0.003 ms), three orders of magnitude off the rest. They are left out of the
+datasets, of the scoring and of the transfer sources (and are no sensible result of a search).
+
+The published few-shot protocol (HELP, NeurIPS 2021): a device's N labelled architectures are
+drawn with a seed from indices 0..899; a predictor is scored on indices 900..1899 whose latency
+on the device lies within its 10th..90th percentile.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lenna.io import DataError, read_table
+from lenna.space import nb201
+from lenna.space.nb201 import EDGES, Arch, ArchError
+from lenna.space.specs import SHAPE_COLUMNS, prob_columns, spec_id
+
+KEY_COLUMNS = ("index", "arch")
+# A table of one device names its column so.
+SINGLE_COLUMN = "latency_ms"
+# The benchmark network's first cell: the shape at which a network-unit row is described.
+NETWORK_SHAPE = nb201.cell_shape(16, 32)
+_BATCH_SUFFIX = re.compile(r"_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Where few-shot labels come from and where predictors are scored (official indices)."""
+
+    pool: tuple[int, int] = (0, 900)
+    score: tuple[int, int] = (900, 1900)
+    percentiles: tuple[float, float] = (10.0, 90.0)
+
+    @classmethod
+    def from_config(cls, settings: dict | None) -> Protocol:
+        settings = settings or {}
+        return cls(**{k: tuple(v) for k, v in settings.items() if k in ("pool", "score", "percentiles")})
+
+
+def read_device_table(path) -> pd.DataFrame:
+    """A device table with both key columns (``index`` and ``arch``, canonical strings), in
+    index order, and its latency columns as float64. Errors name the file and the row."""
+    path = str(path)
+    table = read_table(path)
+    if not any(c in table.columns for c in KEY_COLUMNS):
+        raise DataError(
+            f"{path}: needs a column 'arch' (NAS-Bench-201 strings) or 'index' (official indices)"
+        )
+    devices = [c for c in table.columns if c not in KEY_COLUMNS]
+    if not devices:
+        raise DataError(f"{path}: no latency column (one per device, or '{SINGLE_COLUMN}')")
+    if table.empty:
+        raise DataError(f"{path}: no rows")
+    indices = nb201.official_indices()
+    strings = {i: a for a, i in indices.items()}
+    if "arch" in table.columns:
+        canonical = []
+        for row, text in enumerate(table["arch"]):
+            try:
+                canonical.append(str(Arch.parse(str(text))))
+            except ArchError as err:
+                raise DataError(f"{path}: row {row}: {err}") from None
+        from_arch = [indices[a] for a in canonical]
+        if "index" in table.columns and (table["index"].to_numpy() != np.array(from_arch)).any():
+            row = int(np.argmax(table["index"].to_numpy() != np.array(from_arch)))
+            raise DataError(
+                f"{path}: row {row}: index {table['index'].iloc[row]} is not that of {canonical[row]} "
+                f"({from_arch[row]})"
+            )
+        table = table.assign(arch=canonical, index=from_arch)
+    else:
+        bad = ~table["index"].isin(strings)
+        if bad.any():
+            raise DataError(
+                f"{path}: row {int(np.argmax(bad))}: index {table['index'][bad].iloc[0]} is not an "
+                f"official NAS-Bench-201 index (0..{len(strings) - 1})"
+            )
+        table = table.assign(index=table["index"].astype(int), arch=table["index"].map(strings))
+    dup = table["index"].duplicated()
+    if dup.any():
+        raise DataError(f"{path}: architecture {table.loc[dup, 'arch'].iloc[0]} appears twice")
+    for column in devices:
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
+        if not (np.isfinite(values) & (values > 0)).all():
+            raise DataError(f"{path}: column {column!r} must hold positive latencies (ms) in every row")
+        table[column] = values
+    return table[[*KEY_COLUMNS, *devices]].sort_values("index").reset_index(drop=True)
+
+
+def device_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in KEY_COLUMNS]
+
+
+def batch_size_of(column: str) -> int:
+    """The batch size a public column was timed at: its suffix (``titanxp_32``), else 1."""
+    match = _BATCH_SUFFIX.search(column)
+    return int(match.group(1)) if match else 1
+
+
+def connected(arch: str | Arch) -> bool:
+    """Whether the cell has a path of ops other than none from its input to its output."""
+    ops = (Arch.parse(arch) if isinstance(arch, str) else arch).ops
+    reach = {0}
+    for (node, inp), op in zip(EDGES, ops, strict=True):
+        if op != "none" and inp in reach:
+            reach.add(node + 1)
+    return nb201.STEPS in reach
+
+
+def network_dataset(table: pd.DataFrame, column: str, batch_size: int, source: str) -> pd.DataFrame:
+    """One network-unit dataset row per connected architecture of a table's device column:
+    features at `NETWORK_SHAPE` and ``batch_size``, the one-hot probabilities, ``latency_ms``."""
+    keep = np.array([connected(a) for a in table["arch"]])
+    part = table.loc[keep, [*KEY_COLUMNS, column]].reset_index(drop=True)
+    probs = np.stack([Arch.parse(a).probs() for a in part["arch"]])
+    out = pd.DataFrame(probs.reshape(len(part), -1), columns=prob_columns(nb201.OPS, nb201.STEPS))
+    for position, c in enumerate(SHAPE_COLUMNS):
+        out.insert(position, c, getattr(NETWORK_SHAPE, c))
+    out.insert(len(SHAPE_COLUMNS), "batch_size", int(batch_size))
+    out["latency_ms"] = part[column].to_numpy(np.float64)
+    out["spec_id"] = [spec_id("nb201", nb201.STEPS, NETWORK_SHAPE, p, "discrete") for p in probs]
+    out["label_kind"] = "discrete"
+    out["status"] = "ok"
+    out["unit"] = "network"
+    out["index"] = part["index"].to_numpy()
+    out["arch"] = part["arch"].to_numpy()
+    out["device_name"] = column
+    out["source"] = source
+    out["op_set"] = "nb201"
+    out["steps"] = nb201.STEPS
+    return out
+
+
+def sample_pool(dataset: pd.DataFrame, n: int, seed: int, protocol: Protocol) -> np.ndarray:
+    """Row positions of ``n`` architectures drawn with ``seed`` from the pool's indices (the
+    dataset's rows in index order there, so a seed draws the same architectures on every device).
+    An ``n`` of the pool's whole size takes every architecture of it that the dataset holds."""
+    lo, hi = protocol.pool
+    pool = np.flatnonzero((dataset["index"] >= lo) & (dataset["index"] < hi))
+    pool = pool[np.argsort(dataset["index"].to_numpy()[pool], kind="stable")]
+    if not 0 < n <= hi - lo:
+        raise ValueError(f"{n} labelled architectures asked; the pool {protocol.pool} holds {hi - lo}")
+    if n >= len(pool):  # the whole pool: its architectures left out here (disconnected) are missing
+        return np.sort(pool)
+    return np.sort(pool[np.random.default_rng(seed).choice(len(pool), size=n, replace=False)])
+
+
+def score_rows(latency: np.ndarray, index: np.ndarray, protocol: Protocol) -> np.ndarray:
+    """Boolean mask of the scored rows: indices in ``protocol.score`` whose latency lies within
+    the percentiles of the latencies there."""
+    lo, hi = protocol.score
+    inside = (index >= lo) & (index < hi)
+    if not inside.any():
+        raise ValueError(f"no architecture of indices {protocol.score} in the table")
+    p_lo, p_hi = np.percentile(latency[inside], protocol.percentiles)
+    return inside & (latency >= p_lo) & (latency <= p_hi)
+
+
+def few_shot_split(
+    dataset: pd.DataFrame, table: pd.DataFrame, column: str, n: int, seed: int, protocol: Protocol
+) -> pd.Series:
+    """The split of a few-shot target's dataset rows: ``train`` (its n labels, also the
+    validation part: a device of which only n labels are known has no other), ``test`` (the
+    scored rows of the published protocol, from the whole table) and ``unused``."""
+    split = pd.Series("unused", index=dataset.index)
+    train = sample_pool(dataset, n, seed, protocol)
+    scored = score_rows(table[column].to_numpy(np.float64), table["index"].to_numpy(), protocol)
+    split[dataset["index"].isin(table.loc[scored, "index"])] = "test"
+    split.iloc[train] = "train"
+    return split
