@@ -165,10 +165,14 @@ def test_leave_one_device_out_scores_each_method_for_every_n_and_seed(table):
     scores = leave_one_device_out(
         small, "titanxp_1", [10, 20], [0, 1], Protocol(), QUICK_SOURCE, {"epochs": 5, "hidden": [8]}
     )
-    assert len(scores) == 3 * 2 * 2
-    assert set(scores["method"]) == {"few_shot", "alone", "flops"}
+    assert len(scores) == 3 * 2 * 2 + 1
+    assert set(scores["method"]) == {"few_shot", "alone", "flops", "ceiling"}
+    ceiling = scores[scores["method"] == "ceiling"].iloc[0]
+    data = network_dataset(small, "titanxp_1", 1, source="public")
+    outside = (~data["index"].between(900, 1899)).sum()  # every label but the scoring range's
+    assert ceiling["n_train"] == outside == 14300 and ceiling["spearman"] > 0.9
     assert scores["spearman"].between(-1, 1).all() and (scores["n_test"] == 789).all()
-    assert scores.groupby("n_labels")["n_train"].first().to_dict() == {10: 10, 20: 20}
+    assert scores.groupby("n_labels")["n_train"].first().to_dict() == {10: 10, 20: 20, 14300: 14300}
 
 
 def test_rank_cap_is_below_one_only_for_ties():
@@ -259,7 +263,7 @@ def test_a_device_table_experiment_runs_through_the_cli(tmp_path, table):
     truth = public_table().set_index("arch")["titanxp_1"]
     assert list(pareto["latency_ms"]) == [truth[g] for g in pareto["genotype"]]
     loo = pd.read_csv(results / "transfer" / "small" / "loo.csv")
-    assert set(loo["device"]) == {"titanxp_1", "titanxp_32", "pixel3"} and len(loo) == 3 * 3
+    assert set(loo["device"]) == {"titanxp_1", "titanxp_32", "pixel3"} and len(loo) == 3 * (3 + 1)
     summary = pd.read_csv(results / "transfer" / "small" / "summary.csv")
     assert "mean" in set(summary["device"]) and (results / "transfer" / "small" / "loo.svg").exists()
     assert not Path(tmp_path / "results" / "specs").exists()  # nothing was timed
