@@ -93,3 +93,38 @@ def test_without_the_profile_slots_the_device_lock_still_keeps_jobs_apart(tmp_pa
     # ... but they never held the device at the same time.
     for a, b in same_device:
         assert not overlaps(a["lock"], b["lock"]), (a, b)
+
+
+def test_searches_and_final_trainings_run_on_the_configured_device_with_its_slot(tmp_path):
+    # a GPU target and the searches on a second GPU: each search and final training holds that
+    # GPU's slot (never beside a timing job or another of them) and asks a cluster for a GPU
+    config = write_config(
+        tmp_path / "c.yaml",
+        targets={"gpus": {"devices": ["cuda:0"], "batch_size": 1, "threads": 1, "hardware": "fake_gpu"}},
+        **{"search.device": "cuda:1", "train_final.device": "cuda:1"},
+    )
+    proc = run_snakemake(tmp_path / "work", "-n", configfile=config)
+    jobs = re.findall(r"rule (darts_search|train_final):\n(?:    .*\n)*?    resources: (.*)\n", proc.stdout)
+    assert {rule for rule, _ in jobs} == {"darts_search", "train_final"}
+    for _, line in jobs:
+        resources = dict(item.split("=", 1) for item in line.split(", "))
+        assert resources["device"] == "cuda:1" and resources["dev_cuda1"] == "1" and resources["gpu"] == "1"
+    # the default: on the CPU, without a slot (they run beside each other)
+    proc = run_snakemake(tmp_path / "cpu", "-n", configfile=write_config(tmp_path / "d.yaml"))
+    jobs = re.findall(r"rule darts_search:\n(?:    .*\n)*?    resources: (.*)\n", proc.stdout)
+    assert jobs and all("device=cpu" in line and "dev_cpu" not in line for line in jobs)
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_an_error_naming_the_key():
+    import torch
+
+    from lenna.timing.devices import compute_device
+
+    assert compute_device("cpu", 1, "search.device", env={}) == torch.device("cpu")
+    if not torch.cuda.is_available():
+        env = {}
+        with pytest.raises(
+            RuntimeError, match=r"train_final.device: cuda:0, but this machine has no usable CUDA"
+        ):
+            compute_device("cuda:0", 1, "train_final.device", env=env)
+        assert env["CUDA_VISIBLE_DEVICES"] == "0"  # pinned as a timing job is

@@ -262,6 +262,69 @@ def test_final_training_learns_and_is_seeded():
     assert again["test_accuracy"] == metrics["test_accuracy"]
 
 
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_border():
+    from lenna.search.final import cutout
+
+    x = torch.ones(200, 1, 8, 8)
+    out = cutout(x, 4, torch.Generator().manual_seed(0))
+    zeros = (out == 0).sum(dim=(1, 2, 3))
+    assert zeros.max() == 16 and zeros.min() >= 4  # 4x4, or a corner of it at the border
+    assert ((out == 0) | (out == 1)).all() and out.shape == x.shape
+
+
+def test_drop_path_acts_in_training_only_and_never_on_identity_edges():
+    from lenna.search.final import set_drop_path
+    from lenna.space.nb201 import Arch, cell_shape
+
+    skips = Arch.parse(
+        "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    )
+    convs = Arch.parse(
+        "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_1x1~1|nor_conv_1x1~2|"
+    )
+    x = torch.randn(16, 4, 8, 8)
+    for arch, dropped in ((skips, False), (convs, True)):
+        cell = arch.cell(cell_shape(4, 8))
+        set_drop_path(cell, 0.5)
+        assert cell.drop_prob == 0.5
+        cell.eval()
+        with torch.no_grad():
+            assert torch.equal(cell(x), cell(x))  # eval: nothing dropped
+        cell.train()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            assert torch.equal(cell(x), cell(x)) is not dropped, arch
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_the_darts_recipe_trains_with_cutout_drop_path_and_an_auxiliary_head(space):
+    from lenna.search.final import AuxiliaryHead
+    from lenna.space.genotype import DARTS_V2
+    from lenna.space.nb201 import Arch
+
+    torch.set_num_threads(1)
+    data = load_data(
+        {"dataset": "digits", "split": {"train": 0.6, "val": 0.1, "test": 0.3}, "seed": 0, "limit": 200}
+    )
+    if space == "darts":
+        arch, macro = DARTS_V2, TINY_MACRO
+    else:
+        arch = Arch.parse(
+            "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"
+        )
+        macro = Macro(4, 1, 8, input_channels=1, num_classes=10, stem_multiplier=1)
+    plain = FinalSettings(epochs=2, batch_size=32, lr=0.05)
+    recipe = FinalSettings(epochs=2, batch_size=32, lr=0.05, cutout=4, drop_path=0.3, auxiliary_weight=0.4)
+    _, base = train_final(arch, macro, data, plain, seed=1)
+    history, metrics = train_final(arch, macro, data, recipe, seed=1)
+    assert metrics["settings"]["auxiliary_weight"] == 0.4 and len(history) == 2
+    assert metrics["parameters"] == base["parameters"]  # the head is not part of the network
+    assert metrics["test_accuracy"] != base["test_accuracy"] or history["train_loss"].iloc[0] != 0
+    assert np.isfinite(history["train_loss"]).all()
+    head = AuxiliaryHead(16, 10)
+    assert head(torch.randn(3, 16, 2, 2)).shape == (3, 10) and head(torch.randn(3, 16, 5, 5)).shape == (3, 10)
+
+
 # -- Pareto ---------------------------------------------------------------------------------------
 
 
@@ -297,3 +360,41 @@ def test_pareto_front_and_headline():
     assert summary["fastest"]["lambda"] == 3.0
     assert summary["spearman_lambda_latency"] == pytest.approx(-1.0)
     assert isinstance(pd.DataFrame(summary["sweep"]), pd.DataFrame)
+    # paired by seed: lambda 1 is 0.4 points below lambda 0 on both seeds, a spread of 0
+    assert summary["best"]["accuracy_change_points"] == pytest.approx(-0.4)
+    assert summary["best"]["paired_seeds"] == 2 and summary["best"]["change_sd_points"] == pytest.approx(0)
+    assert summary["best"]["beyond_seed_noise"] is True
+
+
+def test_an_accuracy_change_within_the_seed_spread_is_called_noise():
+    from lenna.report.summary import to_markdown
+
+    rows = [
+        {
+            "model": "mlp",
+            "lambda": lam,
+            "seed": seed,
+            "test_accuracy": acc,
+            "latency_ms": lat,
+            "predicted_latency_ms": lat,
+        }
+        for seed, lam, acc, lat in [
+            (0, 0.0, 0.980, 10.0),
+            (1, 0.0, 0.970, 10.0),
+            (2, 0.0, 0.975, 10.0),
+            (0, 0.1, 0.972, 6.0),
+            (1, 0.1, 0.978, 6.0),
+            (2, 0.1, 0.974, 6.0),
+        ]
+    ]
+    summary = headline(pareto_table(rows))
+    best = summary["mlp"]["best"]
+    # differences -0.8, +0.8, -0.1 points: mean -0.03, spread 0.80
+    assert best["lambda"] == 0.1 and best["paired_seeds"] == 3
+    assert best["change_sd_points"] == pytest.approx(0.8021, abs=1e-3)
+    assert best["beyond_seed_noise"] is False
+    comparison = pd.DataFrame(
+        [{"model": "mlp", "rmse_ms": 0.1, "median_ape": 0.02, "within_10pct": 0.9, "spearman": 0.99}]
+    )
+    text = to_markdown({"cpu": comparison}, {"cpu": {"models": summary}})
+    assert "within seed noise" in text and "paired over 3 seeds" in text

@@ -273,7 +273,23 @@ def check_search(config: dict) -> None:
             raise ConfigError("data.cifar10_dir: dataset cifar10 needs the directory of its python batches")
         if not os.path.isdir(directory):
             raise ConfigError(f"data.cifar10_dir: no such directory {directory!r}")
+    if data["dataset"] == "fashion_mnist":
+        from lenna.search.images import FASHION_MNIST_DIR, FASHION_MNIST_NAMES
+
+        directory = data.get("fashion_mnist_dir") or FASHION_MNIST_DIR
+        missing = [f for f in FASHION_MNIST_NAMES if not os.path.isfile(os.path.join(directory, f))]
+        if missing:
+            raise ConfigError(
+                f"data.fashion_mnist_dir: {directory} lacks {missing}; install the Debian package "
+                "dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or name a directory "
+                "holding the four IDX files"
+            )
+    elif data.get("input_size"):
+        raise ConfigError(
+            f"data.input_size: only fashion_mnist images are down-sampled, not {data['dataset']}"
+        )
     channels, pixels, classes = DATASET_SHAPES[data["dataset"]]
+    pixels = data.get("input_size") or pixels
     macro = config["macro"]
     if macro["input_channels"] != channels:
         raise ConfigError(

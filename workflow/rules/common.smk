@@ -149,9 +149,26 @@ def device_slot(device):
     return f"dev_{device.replace(':', '')}"
 
 
+# Devices where searches and final trainings run (search.device, train_final.device).
+COMPUTE_DEVICES = {
+    section: config[section].get("device", "cpu")
+    for section in ("search", "train_final")
+}
 DEVICE_SLOTS = sorted(
     {device_slot(d) for t in config["targets"].values() for d in t["devices"]}
+    | {device_slot(d) for d in COMPUTE_DEVICES.values() if d != "cpu"}
 )
+
+
+def compute_resources(section):
+    """Resources of a search (``search``) or final-training (``train_final``) job: the device it
+    runs on (`device`); on a GPU also that device's slot, so it never shares the GPU with a timing
+    job or another such job, and under SLURM a GPU (`gpu`). On the CPU they hold no slot: they
+    run beside each other, and timing jobs hold every core anyway."""
+    device = COMPUTE_DEVICES[section]
+    if device == "cpu":
+        return {"device": device, "gpu": 0}
+    return {"device": device, "gpu": 1, device_slot(device): 1}
 
 
 def device_resources():
@@ -244,7 +261,7 @@ def transfer_protocol(wildcards):
 def search_params():
     """What decides one search besides its lambda and seed: the sweep lists are not in it, so
     adding a lambda or a seed leaves the other searches as they are."""
-    sweep = ("predictors", "lambdas", "seeds", "threads")
+    sweep = ("predictors", "lambdas", "seeds", "threads", "device")
     return {k: v for k, v in config["search"].items() if k not in sweep}
 
 

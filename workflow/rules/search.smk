@@ -25,6 +25,8 @@ rule darts_search:
     conda:
         "../../envs/search.yaml"
     threads: config["search"].get("threads", 1)
+    resources:
+        **compute_resources("search"),
     params:
         settings=search_params(),
         lam=lambda wildcards: float(wildcards.lam),
@@ -51,8 +53,14 @@ rule train_final:
     conda:
         "../../envs/search.yaml"
     threads: config["train_final"].get("threads", 1)
+    resources:
+        **compute_resources("train_final"),
     params:
-        settings={k: v for k, v in config["train_final"].items() if k != "threads"},
+        settings={
+            k: v
+            for k, v in config["train_final"].items()
+            if k not in ("threads", "device")
+        },
         seed=lambda wildcards: int(wildcards.seed),
         data=config["data"],
         macro=network_macro("final"),

@@ -3,8 +3,6 @@ config's search space."""
 
 from pathlib import Path
 
-import torch
-
 from lenna.io import write_json, write_parquet
 from lenna.jobs import log_to_rule
 from lenna.predictors.model import load_predictor
@@ -12,10 +10,11 @@ from lenna.search.images import load_data
 from lenna.search.loop import run_search, search_settings
 from lenna.space.network import Macro
 from lenna.space.ops import op_set
+from lenna.timing.devices import compute_device
 
 log = log_to_rule(snakemake)
 p = snakemake.params
-torch.set_num_threads(snakemake.threads)
+device = compute_device(snakemake.resources.device, snakemake.threads, "search.device")
 predictor = load_predictor(Path(snakemake.input.model).parent)
 macro = Macro(**p.macro)
 data = load_data(p.data)
@@ -32,6 +31,7 @@ genotype, history, summary = run_search(
     ),
     genotype_latency=lambda g: predictor.predict_genotype(g, macro, p.batch_size),
     log=log.info,
+    device=device,
 )
 write_parquet(history, snakemake.output.history)
 write_json(

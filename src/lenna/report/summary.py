@@ -54,6 +54,22 @@ def _public(table: pd.DataFrame) -> list:
     return [text, pivot]
 
 
+def _noise(best: dict) -> str:
+    """Whether an accuracy change against lambda 0 is more than the seeds' spread (pareto.paired_change)."""
+    if best.get("paired_seeds", 0) < 2 or best.get("change_sd_points") is None:
+        return " (fewer than two seeds paired with lambda 0: the change cannot be told from seed noise)"
+    verdict = "beyond" if best["beyond_seed_noise"] else "within"
+    return (
+        f" (paired over {best['paired_seeds']} seeds: {best['accuracy_change_points']:+.2f} ± "
+        f"{best['change_sd_points']:.2f} points, {verdict} seed noise"
+        + (
+            f"; paired t-test p = {best['change_p_value']:.2g})"
+            if best.get("change_p_value") is not None
+            else ")"
+        )
+    )
+
+
 def _sections(
     comparisons: dict[str, pd.DataFrame],
     pareto: dict[str, dict],
@@ -67,9 +83,12 @@ def _sections(
         if target in (datasets or {}):
             parts += _label_quality(target, datasets[target])
         best = table.loc[table["rmse_ms"].idxmin()]
+        # A device table's target (lenna.tables): its rows are whole networks, its latencies the table's.
+        network = (datasets or {}).get(target, {}).get("unit") == "network"
+        rows, source = ("networks", "from the table") if network else ("cells", "measured")
         parts.append(
-            f"Most accurate latency predictor on held-out cells: **{best['model']}**, RMSE "
-            f"{best['rmse_ms']:.3g} ms, {100 * best['within_10pct']:.0f}% of cells within ±10%, "
+            f"Most accurate latency predictor on held-out {rows}: **{best['model']}**, RMSE "
+            f"{best['rmse_ms']:.3g} ms, {100 * best['within_10pct']:.0f}% of {rows} within ±10%, "
             f"Spearman {best['spearman']:.3f}."
         )
         parts.append(table[[c for c in PREDICTOR_COLUMNS if c in table.columns]])
@@ -82,26 +101,45 @@ def _sections(
                 continue
             text = (
                 f"Search with the {model} predictor: plain DARTS (lambda 0) reaches "
-                f"{100 * base['test_accuracy']:.2f}% test accuracy at {base['latency_ms']:.3g} ms measured. "
+                f"{100 * base['test_accuracy']:.2f}% test accuracy at {base['latency_ms']:.3g} ms {source}. "
             )
             if best:
                 text += (
                     f"The fastest lambda > 0 within {entry['tolerance_points']} accuracy points is lambda "
                     f"{best['lambda']:g}: {best['latency_ms']:.3g} ms, **{best['latency_ratio']:.2f}x the "
                     f"baseline's latency** ({1 / best['latency_ratio']:.2f}x faster) at "
-                    f"{best['accuracy_change_points']:+.2f} accuracy points."
+                    f"{best['accuracy_change_points']:+.2f} accuracy points"
                 )
+                text += _noise(best) + "."
             else:
                 text += f"No lambda > 0 stays within {entry['tolerance_points']} accuracy points of it."
             rho = entry.get("spearman_lambda_latency")
             if rho is not None:
-                text += f" Spearman correlation of lambda and measured latency over the sweep: {rho:.2f}."
+                text += f" Spearman correlation of lambda and latency ({source}) over the sweep: {rho:.2f}."
             parts.append(text)
             sweep = pd.DataFrame(entry["sweep"])
             sweep["test_accuracy"] *= 100
             sweep["accuracy_std"] *= 100
             sweep = sweep.rename(columns={"test_accuracy": "test_accuracy_%", "accuracy_std": "sd_points"})
-            order = ["lambda", "seeds", "test_accuracy_%", "sd_points", "latency_ms", "predicted_latency_ms"]
+            if "change_sd_points" in sweep:
+                base_acc = sweep.loc[sweep["lambda"] == 0, "test_accuracy_%"]
+                sweep["change_points"] = sweep["test_accuracy_%"] - (
+                    base_acc.iloc[0] if len(base_acc) else float("nan")
+                )
+            order = [
+                "lambda",
+                "seeds",
+                "test_accuracy_%",
+                "sd_points",
+                "change_points",
+                "change_sd_points",
+                "beyond_seed_noise",
+                "change_p_value",
+                "latency_ms",
+                "latency_std",
+                "predicted_latency_ms",
+            ]
+            order = [c for c in order if c in sweep]
             parts.append(sweep[order])
         sections.append((f"Target {target}", parts))
     return sections

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from lenna.search.images import ImageData, Split, batches
+from lenna.space.cell import GatedCell
 from lenna.space.genotype import Genotype
-from lenna.space.nb201 import Arch
+from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
 from lenna.space.network import Macro
 
 
@@ -30,6 +31,65 @@ class FinalSettings:
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
+    # The DARTS recipe (Liu et al., 2019: cutout 16 on CIFAR-10, drop-path 0.2, auxiliary 0.4);
+    # 0 switches each off.
+    cutout: int = 0  # side (pixels) of the square zeroed at a random place of every training image
+    drop_path: float = 0.0  # drop-path probability, ramped linearly from 0 over the epochs
+    auxiliary_weight: float = 0.0  # weight of the auxiliary head's loss, at two thirds of the depth
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's auxiliary classifier on the features at two thirds of the network (its
+    AuxiliaryHeadCIFAR, with adaptive pooling to 2x2 so that it fits any input size)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+def auxiliary_tap(net: nn.Module) -> nn.Module:
+    """The module whose output feeds the auxiliary head: DARTS's second reduction cell, or the
+    second reduction block of a NAS-Bench-201 network (the start of its last stage)."""
+    if isinstance(net, NB201Network):
+        return [m for m in net.layers if isinstance(m, ResNetBasicBlock)][-1]
+    return net.cells[2 * net.macro.layers // 3]
+
+
+def cutout(x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
+    """Every image with a ``length`` x ``length`` square (clipped at the border) set to zero at
+    a random centre (DeVries & Taylor, 2017)."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n,), generator=generator)
+    cx = torch.randint(0, w, (n,), generator=generator)
+    rows = torch.arange(h)[None, :, None]
+    cols = torch.arange(w)[None, None, :]
+    half = length // 2
+    inside = (
+        (rows >= (cy - half)[:, None, None])
+        & (rows < (cy - half + length)[:, None, None])
+        & (cols >= (cx - half)[:, None, None])
+        & (cols < (cx - half + length)[:, None, None])
+    )
+    return x * (~inside)[:, None].to(x.dtype)
+
+
+def set_drop_path(net: nn.Module, prob: float) -> None:
+    for module in net.modules():
+        if isinstance(module, GatedCell):
+            module.drop_prob = prob
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int = 256) -> tuple[float, float]:
@@ -61,24 +121,38 @@ def train_final(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = genotype.network(macro).to(device)
-    opt = torch.optim.SGD(
-        net.parameters(), settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
-    )
+    params = list(net.parameters())
+    aux, tapped = None, {}
+    if settings.auxiliary_weight > 0:
+        tap = auxiliary_tap(net)
+        tap.register_forward_hook(lambda module, inputs, output: tapped.__setitem__("x", output))
+        with torch.no_grad():
+            net.eval()
+            net(data.train.x[:2].to(device))
+        aux = AuxiliaryHead(tapped["x"].shape[1], macro.num_classes).to(device)
+        params += list(aux.parameters())
+    opt = torch.optim.SGD(params, settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings.epochs, eta_min=settings.lr_min)
     history = []
     started = time.perf_counter()
     for epoch in range(settings.epochs):
         net.train()
+        set_drop_path(net, settings.drop_path * epoch / settings.epochs)
         total = correct = loss_sum = 0.0
         for x, y in batches(data.train, settings.batch_size, gen):
+            if settings.cutout:
+                x = cutout(x, settings.cutout, gen)
             x, y = x.to(device), y.to(device)
             opt.zero_grad(set_to_none=True)
             logits = net(x)
-            loss = nn.functional.cross_entropy(logits, y)
+            main = nn.functional.cross_entropy(logits, y)
+            loss = main
+            if aux is not None:
+                loss = main + settings.auxiliary_weight * nn.functional.cross_entropy(aux(tapped["x"]), y)
             loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
+            nn.utils.clip_grad_norm_(params, settings.grad_clip)
             opt.step()
-            loss_sum += loss.item() * len(y)
+            loss_sum += main.item() * len(y)
             correct += float((logits.argmax(1) == y).sum())
             total += len(y)
         sched.step()

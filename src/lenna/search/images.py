@@ -1,17 +1,22 @@
 """Image classification data for the search and the final training.
 
 ``digits`` (the default) are the 1,797 handwritten 8x8 grey digits that ship with scikit-learn:
-no download. ``cifar10`` is read from a local directory in the standard CIFAR-10 "python" batch
+no download. ``fashion_mnist`` is Zalando's 70,000 28x28 grey images of clothes in 10 classes,
+read from the four gzipped IDX files of the Debian package ``dataset-fashion-mnist``
+(`FASHION_MNIST_DIR`) or of another directory; ``input_size`` down-samples them (area
+averaging). ``cifar10`` is read from a local directory in the standard CIFAR-10 "python" batch
 format (``data_batch_1`` .. ``data_batch_5``, ``test_batch``).
 
-Digits are split train / val / test by a seeded, class-stratified permutation; CIFAR-10 keeps its
-own test batch as the test part and splits its training batches into train / val. The search
+Digits are split train / val / test by a seeded, class-stratified permutation; CIFAR-10 and
+Fashion-MNIST keep their official test set as the test part and split their training set into
+train / val. The search
 sees only the train part (one half trains weights, the other the alphas); the final training uses
 train and reports val per epoch; test is read once, for the final accuracy.
 """
 
 from __future__ import annotations
 
+import gzip
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +24,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "fashion_mnist", "cifar10")
 
 
-# (channels, pixels, classes) of each dataset: the macro settings must agree with them.
-DATASET_SHAPES = {"digits": (1, 8, 10), "cifar10": (3, 32, 10)}
+# (channels, pixels, classes) of each dataset as stored: the macro settings must agree with them
+# (pixels: with data.input_size where a dataset may be down-sampled).
+DATASET_SHAPES = {"digits": (1, 8, 10), "fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+
+
+# Where the Debian package dataset-fashion-mnist installs the four IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+FASHION_MNIST_NAMES = [name for pair in FASHION_MNIST_FILES.values() for name in pair]
+
+
+# IDX magic numbers: two zero bytes, the type (0x08: unsigned byte), the number of dimensions.
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
 
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -164,9 +187,86 @@ def load_cifar10(directory, split: dict, seed: int) -> ImageData:
     )
 
 
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """An IDX array of unsigned bytes (gzipped when the name ends in .gz); its magic number and
+    its size against its header checked. Errors name the file and how to get the data."""
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: missing; install the Debian package dataset-fashion-mnist "
+            f"(apt-get install dataset-fashion-mnist, files in {FASHION_MNIST_DIR}) or set "
+            f"data.fashion_mnist_dir to a directory holding {FASHION_MNIST_NAMES}"
+        )
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise DatasetError(
+            f"{path}: not a readable gzip file ({err}); reinstall dataset-fashion-mnist"
+        ) from None
+    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != magic:
+        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+        raise DatasetError(f"{path}: IDX magic number {found!r}, expected {magic:#010x}")
+    ndim = magic & 0xFF
+    if len(raw) < 4 + 4 * ndim:
+        raise DatasetError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = raw[4 + 4 * ndim :]
+    if len(body) != int(np.prod(shape)):
+        raise DatasetError(
+            f"{path}: {len(body)} bytes of data, the header's shape {shape} needs {int(np.prod(shape))}"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _fashion_part(directory: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    images_file, labels_file = FASHION_MNIST_FILES[part]
+    images = read_idx(directory / images_file, IDX_IMAGES)
+    labels = read_idx(directory / labels_file, IDX_LABELS).astype(np.int64)
+    if images.shape[1:] != (28, 28):
+        raise DatasetError(f"{directory / images_file}: images of {images.shape[1:]}, expected 28x28")
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{directory / images_file}: {len(images)} images but {len(labels)} labels in {labels_file}"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise DatasetError(f"{directory / labels_file}: labels outside 0..9")
+    return images, labels
+
+
+def load_fashion_mnist(directory, split: dict, seed: int, input_size: int | None = None) -> ImageData:
+    """Fashion-MNIST from its IDX files: train / val from the 60,000 training images by the ratio
+    of the ``train`` and ``val`` shares (seeded, class-stratified), test = the official 10,000.
+    ``input_size`` down-samples by area averaging; standardised by the train part's statistics."""
+    directory = Path(directory)
+    x, y = _fashion_part(directory, "train")
+    x_test, y_test = _fashion_part(directory, "test")
+    total = split["train"] + split["val"]
+    parts = _stratified_parts(y, {"train": split["train"] / total, "val": split["val"] / total}, seed)
+
+    def images(raw):
+        out = torch.from_numpy(raw.astype(np.float32)[:, None] / 255.0)
+        if input_size and input_size != raw.shape[-1]:
+            out = torch.nn.functional.interpolate(out, size=(input_size, input_size), mode="area")
+        return out
+
+    train = images(x[parts["train"]])
+    mean, std = float(train.mean()), float(train.std())
+
+    def norm(raw, labels):
+        return Split((images(raw) - mean) / std, torch.from_numpy(labels))
+
+    return ImageData(
+        "fashion_mnist",
+        Split((train - mean) / std, torch.from_numpy(y[parts["train"]])),
+        norm(x[parts["val"]], y[parts["val"]]),
+        norm(x_test, y_test),
+        10,
+    )
+
+
 def load_data(settings: dict) -> ImageData:
     """The dataset named by the ``data`` config section, each part capped at ``limit`` images
-    (a seeded random subset) when the section has one."""
+    (a seeded random subset) when the section has one: a number for every part, or one per part
+    (``{train: 6000, test: null}``)."""
     name = settings["dataset"]
     if name == "digits":
         data = load_digits(settings["split"], settings["seed"])
@@ -174,6 +274,13 @@ def load_data(settings: dict) -> ImageData:
         if not settings.get("cifar10_dir"):
             raise DatasetError("data.cifar10_dir: the cifar10 dataset needs a directory")
         data = load_cifar10(settings["cifar10_dir"], settings["split"], settings["seed"])
+    elif name == "fashion_mnist":
+        data = load_fashion_mnist(
+            settings.get("fashion_mnist_dir") or FASHION_MNIST_DIR,
+            settings["split"],
+            settings["seed"],
+            settings.get("input_size"),
+        )
     else:
         raise DatasetError(f"data.dataset: unknown dataset {name!r}; known: {list(DATASETS)}")
     limit = settings.get("limit")
@@ -181,8 +288,9 @@ def load_data(settings: dict) -> ImageData:
         gen = torch.Generator().manual_seed(settings["seed"])
         for part in ("train", "val", "test"):
             split = getattr(data, part)
-            if len(split) > limit:
-                setattr(data, part, split.subset(torch.randperm(len(split), generator=gen)[:limit]))
+            cap = limit.get(part) if isinstance(limit, dict) else limit
+            if cap and len(split) > cap:
+                setattr(data, part, split.subset(torch.randperm(len(split), generator=gen)[:cap]))
     return data
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import spearmanr, ttest_1samp
 
 PARETO_COLUMNS = [
     "model",
@@ -38,11 +38,48 @@ def pareto_table(rows: list[dict]) -> pd.DataFrame:
     return table[PARETO_COLUMNS + [c for c in table.columns if c not in PARETO_COLUMNS]]
 
 
+def paired_change(group: pd.DataFrame) -> pd.DataFrame:
+    """Per lambda, its test accuracy against lambda 0's seed by seed (the same seed: the same
+    data order and initialisation): the mean and standard deviation of the paired differences
+    in points, the number of seeds paired, and whether the mean difference exceeds that spread
+    (``beyond_seed_noise``; never with fewer than two pairs), with the two-sided p-value of a
+    paired t-test for a stricter reading (two or three seeds rarely reach 0.05). Lambda 0 itself
+    has no row."""
+    acc = group.pivot_table(index="seed", columns="lambda", values="test_accuracy")
+    rows = []
+    if 0.0 not in acc.columns:
+        return pd.DataFrame(
+            columns=["lambda", "change_sd_points", "change_p_value", "paired_seeds", "beyond_seed_noise"]
+        )
+    for lam in acc.columns:
+        if lam == 0.0:
+            continue
+        diff = 100 * (acc[lam] - acc[0.0]).dropna()
+        sd = float(diff.std()) if len(diff) > 1 else float("nan")
+        p_value = float(ttest_1samp(diff, 0.0).pvalue) if len(diff) > 1 and sd > 0 else float("nan")
+        rows.append(
+            {
+                "lambda": lam,
+                "change_sd_points": sd,
+                "change_p_value": p_value,
+                "paired_seeds": len(diff),
+                "beyond_seed_noise": bool(len(diff) > 1 and abs(diff.mean()) > sd),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _none_if_nan(value) -> float | None:
+    return None if pd.isna(value) else float(value)
+
+
 def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
-    """Per predictor model: the mean (over seeds) accuracy and measured latency of every lambda,
-    the fastest lambda > 0 whose mean accuracy is within ``tolerance_points`` accuracy points of
-    lambda 0, its latency as a ratio to lambda 0's, and the Spearman correlation between lambda
-    and mean latency over the sweep (negative: latency falls as lambda grows)."""
+    """Per predictor model: the mean and seed standard deviation of accuracy and measured latency
+    of every lambda, with its `paired_change` against lambda 0; the fastest lambda > 0 whose mean
+    accuracy is within ``tolerance_points`` accuracy points of lambda 0, its latency as a ratio
+    to lambda 0's and whether its accuracy change is beyond seed noise; and the Spearman
+    correlation between lambda and mean latency over the sweep (negative: latency falls as
+    lambda grows)."""
     out = {}
     for model, group in table.groupby("model"):
         sweep = (
@@ -51,11 +88,13 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
                 test_accuracy=("test_accuracy", "mean"),
                 accuracy_std=("test_accuracy", "std"),
                 latency_ms=("latency_ms", "mean"),
+                latency_std=("latency_ms", "std"),
                 predicted_latency_ms=("predicted_latency_ms", "mean"),
                 seeds=("seed", "count"),
             )
             .reset_index()
         )
+        sweep = sweep.merge(paired_change(group), on="lambda", how="left")
         entry = {"sweep": sweep.replace({np.nan: None}).to_dict(orient="records")}
         if len(sweep) > 1:
             rho = spearmanr(sweep["lambda"], sweep["latency_ms"]).statistic
@@ -80,6 +119,10 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
                     "latency_ms": float(best["latency_ms"]),
                     "latency_ratio": float(best["latency_ms"] / base["latency_ms"]),
                     "accuracy_change_points": float(100 * (best["test_accuracy"] - base["test_accuracy"])),
+                    "change_sd_points": _none_if_nan(best["change_sd_points"]),
+                    "change_p_value": _none_if_nan(best["change_p_value"]),
+                    "paired_seeds": int(best["paired_seeds"]),
+                    "beyond_seed_noise": bool(best["beyond_seed_noise"]),
                 }
             else:
                 entry["best"] = None

@@ -71,6 +71,13 @@ class Edge:
     ops: tuple[str, ...]
 
 
+def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
+    """Zero whole samples of ``x`` with probability ``prob`` and scale the rest by 1 / (1 - prob)."""
+    keep = 1.0 - prob
+    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask
+
+
 class GatedCell(nn.Module):
     """What every searched cell shares: edges holding candidate ops and one gate per edge
     (the index of the op that runs, or ``None``: the edge is ``none`` and costs nothing).
@@ -78,6 +85,9 @@ class GatedCell(nn.Module):
 
     edges: list[Edge]
     gates: list[int | None]
+    # DARTS drop-path: in training, each op output other than an identity is zeroed per sample
+    # with this probability (and the kept ones scaled up); set by the final training.
+    drop_prob: float = 0.0
 
     def set_gates(self, ops: Sequence[str]) -> None:
         """Choose the op that runs on each edge (``"none"`` switches an edge off)."""
@@ -103,7 +113,10 @@ class GatedCell(nn.Module):
             gate = self.gates[i]
             if gate is None:
                 continue
-            out = self.edge_ops[i][gate](states[self.edges[i].input])
+            op = self.edge_ops[i][gate]
+            out = op(states[self.edges[i].input])
+            if self.training and self.drop_prob > 0 and not isinstance(op, nn.Identity):
+                out = drop_path(out, self.drop_prob)
             acc = out if acc is None else acc + out
         return acc
 

@@ -64,6 +64,18 @@ def pin_device(device: str, threads: int, env: dict | None = None) -> torch.devi
     return torch.device("cuda:0")
 
 
+def compute_device(device: str, threads: int, key: str, env: dict | None = None) -> torch.device:
+    """The device a search or final-training job computes on (config ``key``: ``cpu`` or
+    ``cuda:N``), pinned as a timing job's is; a GPU asked for where CUDA is not available is an
+    error naming the key."""
+    pinned = pin_device(device, threads, env)
+    if pinned.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"{key}: {device}, but this machine has no usable CUDA device (torch {torch.__version__})"
+        )
+    return pinned
+
+
 def scheduler_assigned_gpu(env: dict | None = None) -> bool:
     """Whether a cluster scheduler (SLURM) gave this job its GPU, and so keeps others off it."""
     env = os.environ if env is None else env
