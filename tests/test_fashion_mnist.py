@@ -1,6 +1,7 @@
 """Fashion-MNIST from its IDX files (lenna.search.images), on small IDX files built here."""
 
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -121,3 +122,38 @@ def test_the_config_names_a_directory_without_the_files(tmp_path):
     config["data"]["input_size"] = None
     with pytest.raises(ConfigError, match=r"macro.search.input_size: 8, but fashion_mnist images are 28x28"):
         check_config(config)
+
+
+@pytest.mark.e2e
+def test_a_fashion_mnist_experiment_searches_on_a_subset_and_tests_on_every_test_image(tmp_path):
+    from conftest import run_snakemake, write_config
+
+    write_fashion(tmp_path, n_train=300, n_test=60)
+    config = write_config(
+        tmp_path / "c.yaml",
+        data=settings(tmp_path, input_size=8, limit={"train": 200, "test": None}),
+        **{
+            "search.predictors": ["mlp"],
+            "search.limit": {"train": 64},
+            "train_final": {
+                "epochs": 2,
+                "batch_size": 32,
+                "lr": 0.025,
+                "cutout": 4,
+                "drop_path": 0.2,
+                "auxiliary_weight": 0.4,
+            },
+        },
+    )
+    run_snakemake(tmp_path / "work", configfile=config)
+    runs = sorted((tmp_path / "work" / "results" / "search" / "cpu" / "mlp").glob("lambda-*/seed-0"))
+    assert len(runs) == 2
+    for run in runs:
+        search = json.loads((run / "summary.json").read_text())
+        assert search["data"]["train"] == 64  # the search's subset
+        final = json.loads((run / "final" / "metrics.json").read_text())
+        assert final["n_test"] == 60  # every test image
+        assert final["settings"]["cutout"] == 4 and final["settings"]["auxiliary_weight"] == 0.4
+    summary = json.loads((tmp_path / "work" / "results" / "pareto" / "cpu" / "summary.json").read_text())
+    sweep = summary["models"]["mlp"]["sweep"]
+    assert [row["lambda"] for row in sweep] == [0.0, 1.0] and "change_sd_points" in sweep[1]

@@ -258,10 +258,18 @@ def transfer_protocol(wildcards):
     return config["device_tables"][wildcards.table].get("protocol", {})
 
 
+def search_data():
+    """The data section as the search sees it: ``search.limit``, when given, caps its parts
+    instead of ``data.limit`` (a subset for the search, the final training on more)."""
+    if "limit" in config["search"]:
+        return {**config["data"], "limit": config["search"]["limit"]}
+    return config["data"]
+
+
 def search_params():
     """What decides one search besides its lambda and seed: the sweep lists are not in it, so
     adding a lambda or a seed leaves the other searches as they are."""
-    sweep = ("predictors", "lambdas", "seeds", "threads", "device")
+    sweep = ("predictors", "lambdas", "seeds", "threads", "device", "limit")
     return {k: v for k, v in config["search"].items() if k not in sweep}
 
 

@@ -31,7 +31,7 @@ rule darts_search:
         settings=search_params(),
         lam=lambda wildcards: float(wildcards.lam),
         seed=lambda wildcards: int(wildcards.seed),
-        data=config["data"],
+        data=search_data(),
         search_space=config["search_space"],
         macro=network_macro("search"),
         batch_size=target_batch_size,
