@@ -156,6 +156,13 @@ def table_columns(path: str) -> list[str]:
     return pq.read_schema(path).names
 
 
+def table_devices(path: str) -> list[str]:
+    """The device (latency) columns of a device table file: every column but its keys."""
+    from lenna.tables import KEY_COLUMNS
+
+    return [c for c in table_columns(path) if c not in KEY_COLUMNS]
+
+
 def device_table_path(config: dict, name: str) -> str:
     """The file of device table ``name``: its ``table``, or the public table this package ships."""
     from lenna.space.nb201 import PUBLIC_TABLE
@@ -185,7 +192,7 @@ def table_targets(config: dict) -> dict[str, dict]:
             raise ConfigError(f"{key}.table: {path} is not a readable table ({err})") from None
         if not any(c in columns for c in KEY_COLUMNS):
             raise ConfigError(f"{key}.table: {path} has no column 'arch' or 'index'")
-        devices = [c for c in columns if c not in KEY_COLUMNS]
+        devices = table_devices(path)
         chosen = settings.get("devices") or devices
         unknown = [d for d in chosen if d not in devices]
         if unknown:

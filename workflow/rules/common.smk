@@ -57,11 +57,10 @@ DEVICE_MODELS = {"lut"}
 FEW_SHOT = "few_shot"
 TRANSFER_DEVICES = (
     config["transfer"].get("devices")
-    or cfg.table_columns(cfg.device_table_path(config, config["transfer"]["table"]))
+    or cfg.table_devices(cfg.device_table_path(config, config["transfer"]["table"]))
     if "transfer" in config
     else []
 )
-TRANSFER_DEVICES = [d for d in TRANSFER_DEVICES if d not in ("index", "arch")]
 SHARDS = range(cfg.n_shards(config))
 
 

@@ -167,7 +167,6 @@ def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPr
         "log",
         {"mean": 0.0, "std": 1.0},
         architecture={"hidden": [w.shape[0] for w, _ in hidden], "activation": "relu"},
-        unit="network",
         transfer={
             "method": "source MLP over the source devices + ridge blend of its outputs (LOO penalty)",
             "sources": source.sources,

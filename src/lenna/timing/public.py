@@ -13,6 +13,7 @@ import torch
 
 from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
+from lenna.tables import KEY_COLUMNS, device_columns
 from lenna.timing.devices import Target
 from lenna.timing.protocol import timed_ms
 
@@ -20,13 +21,6 @@ from lenna.timing.protocol import timed_ms
 BENCHMARK_MACRO = Macro(
     init_channels=16, layers=5, input_size=32, input_channels=3, num_classes=10, stem_multiplier=1
 )
-
-KEY_COLUMNS = ("index", "arch")
-
-
-def device_columns(table: pd.DataFrame) -> list[str]:
-    """The latency columns of the public table (every column but the index and the string)."""
-    return [c for c in table.columns if c not in KEY_COLUMNS]
 
 
 def device_kind(column: str) -> str:
