@@ -10,6 +10,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 TINY_NB201 = ROOT / "tests" / "data" / "tiny-nb201.yaml"
+TINY_LENNA = ROOT / "tests" / "data" / "tiny-lenna.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 

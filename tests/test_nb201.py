@@ -148,7 +148,7 @@ def test_cell_parts_of_the_space_have_no_preprocessing_and_never_stride():
         ({"search_space": {"name": "nb201", "op_set": "darts"}}, "search_space.op_set: 'darts'"),
         ({"search_space": {"name": "nb201", "steps": 4}}, "search_space.steps"),
         ({"search_space": {"name": "darts"}}, "public_check"),
-        ({"search_space": {"name": "lenna"}}, "search_space.name"),
+        ({"search_space": {"name": "proxyless"}}, "search_space.name"),
     ],
 )
 def test_config_errors_of_the_space_name_the_key(change, message):

@@ -118,7 +118,8 @@ def shape_table(
     keys, bases, coefs = [], [], []
     for shape, batch in shapes_with_batch:
         pre, edges = cell_parts(shape, op_names, steps)
-        n_q = len(quantities(edges[0][-1], batch))  # the last op of a set is never none
+        # the number of quantities, from any part (the first edge always holds one)
+        n_q = len(quantities(next(p for p in edges[0] if p is not None), batch))
         base = np.sum([quantities(p, batch) for p in pre], axis=0) if pre else np.zeros(n_q)
         coef = np.zeros((len(base), n_f))
         for e, row in enumerate(edges):

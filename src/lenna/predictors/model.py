@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from lenna.io import atomic_write
-from lenna.space import nb201
+from lenna.space import lenna_block, nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
@@ -181,13 +181,17 @@ class LatencyPredictor:
         if self.description["op_set"] == "nb201":
             probs = torch.softmax(alpha_normal, dim=-1)
             return self.latency(self.cell_features(nb201.cell_shapes(macro), probs, batch_size)).sum()
-        shapes = cell_shapes(macro, self.steps, self.steps)
+        lenna = self.description["op_set"] == "lenna"
+        shapes = lenna_block.cell_shapes(macro) if lenna else cell_shapes(macro, self.steps, self.steps)
         normal = [s for s in shapes if not s.reduction]
         reduce = [s for s in shapes if s.reduction]
         total = alpha_normal.new_zeros(())
-        for group, alpha in ((normal, alpha_normal), (reduce, alpha_reduce)):
+        for group, alpha, reduction in ((normal, alpha_normal, False), (reduce, alpha_reduce, True)):
             if group:
-                probs = torch.softmax(alpha, dim=-1)
+                if lenna:  # no identity on a reduction block's strided edges
+                    probs = lenna_block.masked_softmax(alpha, reduction)
+                else:
+                    probs = torch.softmax(alpha, dim=-1)
                 total = total + self.latency(self.cell_features(group, probs, batch_size)).sum()
         return total
 
@@ -212,9 +216,12 @@ class LatencyPredictor:
             probs[e, self.op_names.index(op)] = 1.0
         return probs
 
-    def predict_genotype(self, genotype: Genotype | Arch, macro: Macro, batch_size: int) -> float:
-        """Predicted latency (ms) of the cells of an architecture's network: a DARTS genotype or
-        a NAS-Bench-201 `Arch` (stem, head and reduction blocks excluded); for a network-unit
+    def predict_genotype(
+        self, genotype: Genotype | Arch | lenna_block.Arch, macro: Macro, batch_size: int
+    ) -> float:
+        """Predicted latency (ms) of the cells of an architecture's network: a DARTS genotype, a
+        NAS-Bench-201 `Arch` or LENNA blocks (stem, head and NAS-Bench-201's reduction blocks
+        excluded); for a network-unit
         predictor, of the whole network its table timed."""
         if isinstance(genotype, Arch):
             if self.description["op_set"] != "nb201":
@@ -227,6 +234,13 @@ class LatencyPredictor:
                 )
             probs = genotype.probs().ravel()
             rows = [[*shape_vector(s, batch_size), *probs] for s in nb201.cell_shapes(macro)]
+        elif isinstance(genotype, lenna_block.Arch):
+            if self.description["op_set"] != "lenna":
+                raise ValueError(f"a LENNA block pair, but the predictor models {self.description['op_set']}")
+            rows = [
+                [*shape_vector(s, batch_size), *genotype.probs(s.reduction).ravel()]
+                for s in lenna_block.cell_shapes(macro)
+            ]
         else:
             rows = [
                 [*shape_vector(s, batch_size), *self.genotype_probs(genotype, s.reduction).ravel()]

@@ -11,6 +11,7 @@ import json
 
 import pandas as pd
 
+from lenna.space import lenna_block
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
@@ -20,6 +21,8 @@ def read_architecture(text: str):
     """An architecture as `lenna.timing.networks.architecture_text` stored it."""
     if text.lstrip().startswith("|"):
         return Arch.parse(text)
+    if text.lstrip().startswith("normal="):
+        return lenna_block.Arch.parse(text)
     return Genotype.from_dict(json.loads(text))
 
 

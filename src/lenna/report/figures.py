@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lenna.space import nb201  # noqa: E402
+from lenna.space import lenna_block, nb201  # noqa: E402
 from lenna.space.cell import edge_list  # noqa: E402
 from lenna.space.genotype import Genotype  # noqa: E402
 from lenna.space.nb201 import Arch  # noqa: E402
@@ -172,6 +172,8 @@ def alpha_evolution(history: pd.DataFrame, op_names, title: str, path) -> None:
         ax.set_xticks(range(len(op_names)), op_names, rotation=45, ha="right", fontsize=7)
         if tuple(op_names) == nb201.OPS:
             edges = [f"node {n + 1} <- {i}" for n, i in nb201.EDGES]
+        elif tuple(op_names) == lenna_block.OPS:
+            edges = [f"layer {n + 1} <- {i}" for n, i in lenna_block.EDGES]
         else:
             steps = int((np.sqrt(8 * n_edges + 9) - 3) / 2)
             edges = [f"node {n} <- {i}" for n, i in edge_list(steps)]
@@ -244,13 +246,15 @@ def _draw_cell(ax, pairs, concat, title: str) -> None:
     ax.set_title(title)
 
 
-def _draw_nb201_cell(ax, arch: Arch, title: str) -> None:
-    """A NAS-Bench-201 cell: nodes 0..3 on an arc, every edge i -> j labelled by its op."""
-    pos = {j: (0.1 + 0.8 * j / 3, 0.3 + 0.4 * (j % 2)) for j in range(4)}
-    for op, (node, inp) in zip(arch.ops, nb201.EDGES, strict=True):
+def _draw_one_input_cell(ax, ops, edges, title: str) -> None:
+    """A one-input cell (a NAS-Bench-201 cell, a LENNA block): nodes 0..n on a zigzag, every
+    edge i -> j labelled by its op; node 0 is the input, node n the output."""
+    last = max(node for node, _ in edges) + 1
+    pos = {j: (0.1 + 0.8 * j / last, 0.3 + 0.4 * (j % 2)) for j in range(last + 1)}
+    for op, (node, inp) in zip(ops, edges, strict=True):
         _draw_edge(ax, pos[inp], pos[node + 1], op, muted=op == "none")
     for j, (x, y) in pos.items():
-        color = "lightblue" if j == 0 else ("lightgreen" if j == 3 else "white")
+        color = "lightblue" if j == 0 else ("lightgreen" if j == last else "white")
         ax.text(
             x,
             y,
@@ -271,7 +275,16 @@ def draw_genotype(genotype: Genotype | Arch, title: str, path) -> None:
     NAS-Bench-201 cell: its one cell, with its string and official index)."""
     if isinstance(genotype, Arch):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        _draw_nb201_cell(ax, genotype, f"{genotype}\nNAS-Bench-201 index {genotype.index}")
+        _draw_one_input_cell(
+            ax, genotype.ops, nb201.EDGES, f"{genotype}\nNAS-Bench-201 index {genotype.index}"
+        )
+        fig.suptitle(title)
+        _save(fig, path)
+        return
+    if isinstance(genotype, lenna_block.Arch):
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+        _draw_one_input_cell(axes[0], genotype.normal, lenna_block.EDGES, "normal block")
+        _draw_one_input_cell(axes[1], genotype.reduce, lenna_block.EDGES, "reduction block")
         fig.suptitle(title)
         _save(fig, path)
         return

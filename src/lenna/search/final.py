@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lenna.search.images import ImageData, Split, batches
+from lenna.space import lenna_block
 from lenna.space.cell import GatedCell
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
@@ -62,9 +63,12 @@ class AuxiliaryHead(nn.Module):
 
 def auxiliary_tap(net: nn.Module) -> nn.Module:
     """The module whose output feeds the auxiliary head: DARTS's second reduction cell, or the
-    second reduction block of a NAS-Bench-201 network (the start of its last stage)."""
+    second reduction block of a NAS-Bench-201 network or of a LENNA network (the start of its
+    last stage)."""
     if isinstance(net, NB201Network):
         return [m for m in net.layers if isinstance(m, ResNetBasicBlock)][-1]
+    if isinstance(net, lenna_block.LennaNetwork):
+        return [m for m in net.cells if m.shape.reduction][-1]
     return net.cells[2 * net.macro.layers // 3]
 
 

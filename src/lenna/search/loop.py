@@ -19,6 +19,7 @@ from torch import nn
 from lenna.search.architect import LATENCY_FORMS, Architect, accuracy
 from lenna.search.images import ImageData, Split, batches
 from lenna.search.supernet import SKIP, SuperNet, alpha_table, derive_genotype, make_supernet
+from lenna.space import lenna_block
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
@@ -148,8 +149,11 @@ def search_epoch(
     return {k: mean.get(k) for k in ("train_loss", "train_acc", "arch_loss", "arch_acc")}
 
 
-def skip_count(arch: Genotype | Arch) -> int:
-    """Skip connections of the normal cell (of the NAS-Bench-201 cell)."""
+def skip_count(arch) -> int:
+    """Skip connections of the normal cell (of the NAS-Bench-201 cell; identities of LENNA's
+    normal block)."""
+    if isinstance(arch, lenna_block.Arch):
+        return arch.identities()
     ops = arch.ops if isinstance(arch, Arch) else [op for op, _ in arch.normal]
     return sum(op == SKIP for op in ops)
 

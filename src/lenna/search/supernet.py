@@ -3,7 +3,9 @@
 A supernet mixes every candidate op on every edge with softmax(alpha) weights. DARTS: one alpha
 matrix (n_edges, n_ops) shared by all normal cells and one by all reduction cells. NAS-Bench-201
 (as the benchmark ran DARTS): one alpha matrix (6, 5) shared by every cell, the reduction blocks
-fixed, and the derived cell is the argmax op of every edge, ``none`` included.
+fixed, and the derived cell is the argmax op of every edge, ``none`` included. LENNA: one alpha
+matrix (15, 11) shared by all normal blocks and one by all reduction blocks, the identity masked
+out of a reduction block's strided edges, and the derived blocks the argmax op of every edge.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lenna.space import nb201
+from lenna.space import lenna_block, nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
@@ -156,10 +158,79 @@ class NB201SuperNet(nn.Module):
         return body.classifier(body.global_pooling(body.lastact(x)).flatten(1))
 
 
+class LennaSearchBlock(nn.Module):
+    """A LENNA block whose 15 edges mix every op the edge may hold (no batch norm after the
+    stride-1 pools, as in LENNA's supernet)."""
+
+    def __init__(self, shape: CellShape):
+        super().__init__()
+        self.shape = shape
+        mask = lenna_block.op_mask(shape.reduction)
+        self.allowed = [np.flatnonzero(row).tolist() for row in mask]
+        self.mixed = nn.ModuleList()
+        for edge, allowed in zip(lenna_block.EDGES, self.allowed, strict=True):
+            c_in, c_out, stride = lenna_block.edge_channels(shape, edge)
+            ops = [
+                lenna_block.make_block_op(lenna_block.OPS[j], c_in, c_out, stride, affine=False)
+                for j in allowed
+            ]
+            self.mixed.append(nn.ModuleList(ops))
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [x]
+        for layer in range(lenna_block.LAYERS):
+            out = 0
+            for k, (n, inp) in enumerate(lenna_block.EDGES):
+                if n == layer:
+                    w = weights[k]
+                    out = out + sum(
+                        w[j] * op(states[inp]) for j, op in zip(self.allowed[k], self.mixed[k], strict=True)
+                    )
+            states.append(out)
+        return states[-1]
+
+
+class LennaSuperNet(nn.Module):
+    """LENNA's search network at ``macro`` with ``alpha_normal`` and ``alpha_reduce`` (15, 11)
+    each (1e-3 * randn); a reduction block's weights are `lenna_block.masked_softmax`."""
+
+    steps = lenna_block.LAYERS
+
+    def __init__(self, macro: Macro, op_names: Sequence[str], generator: torch.Generator):
+        super().__init__()
+        self.macro, self.op_names = macro, tuple(op_names)
+        self.body = lenna_block.LennaNetwork(macro, LennaSearchBlock)
+        shape = (len(lenna_block.EDGES), len(op_names))
+        self.alpha_normal = nn.Parameter(1e-3 * torch.randn(*shape, generator=generator))
+        self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(*shape, generator=generator))
+
+    def alphas(self) -> list[nn.Parameter]:
+        return [self.alpha_normal, self.alpha_reduce]
+
+    def weights(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith("alpha_")]
+
+    def probs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            lenna_block.masked_softmax(self.alpha_normal, False),
+            lenna_block.masked_softmax(self.alpha_reduce, True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w_normal, w_reduce = self.probs()
+        body = self.body
+        x = body.stem(x)
+        for block in body.cells:
+            x = block(x, w_reduce if block.shape.reduction else w_normal)
+        return body.classifier(body.global_pooling(x).flatten(1))
+
+
 def make_supernet(space: Space, macro: Macro, generator: torch.Generator) -> nn.Module:
     """The search network of the space."""
     if space.name == "nb201":
         return NB201SuperNet(macro, space.ops, generator)
+    if space.name == "lenna":
+        return LennaSuperNet(macro, space.ops, generator)
     return SuperNet(macro, space.ops, space.steps, generator)
 
 
@@ -189,12 +260,17 @@ def derive_cell(alpha: torch.Tensor | np.ndarray, op_names: Sequence[str], steps
         banned[k, j] = True
 
 
-def derive_genotype(net: SuperNet | NB201SuperNet, max_skip_normal: int | None = None) -> Genotype | Arch:
+def derive_genotype(
+    net: SuperNet | NB201SuperNet | LennaSuperNet, max_skip_normal: int | None = None
+) -> Genotype | Arch | lenna_block.Arch:
     """The discrete architecture of the alphas: a DARTS genotype (with the skip cap), or the
-    NAS-Bench-201 cell of the most probable op on every edge (the benchmark has no cap)."""
+    NAS-Bench-201 cell / LENNA blocks of the most probable op on every edge (neither has a cap)."""
     if isinstance(net, NB201SuperNet):
         with torch.no_grad():
             return Arch.from_probs(torch.softmax(net.alpha_normal, dim=-1).numpy())
+    if isinstance(net, LennaSuperNet):
+        with torch.no_grad():
+            return lenna_block.Arch.from_probs(*(p.numpy() for p in net.probs()))
     concat = tuple(range(2, net.steps + 2))
     with torch.no_grad():
         normal = derive_cell(net.alpha_normal, net.op_names, net.steps, max_skip_normal)
@@ -211,7 +287,10 @@ def alpha_table(net: SuperNet | NB201SuperNet) -> dict:
         cells.append(("reduce", net.alpha_reduce))
     with torch.no_grad():
         for cell, alpha in cells:
-            probs = torch.softmax(alpha, dim=-1)
+            if isinstance(net, LennaSuperNet):
+                probs = lenna_block.masked_softmax(alpha, cell == "reduce")
+            else:
+                probs = torch.softmax(alpha, dim=-1)
             for k in range(probs.shape[0]):
                 for j, op in enumerate(net.op_names):
                     row[f"{cell}_e{k:02d}_{op}"] = float(probs[k, j])

@@ -89,6 +89,19 @@ class GatedCell(nn.Module):
     # with this probability (and the kept ones scaled up); set by the final training.
     drop_prob: float = 0.0
 
+    def hold_edges(self, shape: CellShape, steps: int, edges: Sequence[Edge], make_op) -> None:
+        """Set up a cell with one input (the NAS-Bench-201 cell, the LENNA block): ``edges`` in
+        `edge_list` order with ``make_op(edge, op)`` building each candidate; gates at each
+        edge's first op."""
+        self.shape, self.steps, self.edges = shape, steps, list(edges)
+        expected = edge_list(steps, inputs=1)
+        if [(e.node, e.input) for e in self.edges] != expected:
+            raise ValueError(f"edges {[(e.node, e.input) for e in self.edges]}, expected {expected}")
+        self.edge_ops = nn.ModuleList(nn.ModuleList(make_op(e, op) for op in e.ops) for e in self.edges)
+        self.node_edges = [[i for i, e in enumerate(self.edges) if e.node == n] for n in range(steps)]
+        self.gates = [0 if e.ops else None for e in self.edges]
+        self.multiplier = 1
+
     def set_gates(self, ops: Sequence[str]) -> None:
         """Choose the op that runs on each edge (``"none"`` switches an edge off)."""
         if len(ops) != len(self.edges):

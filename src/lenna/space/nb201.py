@@ -45,6 +45,46 @@ class ArchError(ValueError):
     """A NAS-Bench-201 architecture string that does not describe a cell; says what is wrong."""
 
 
+def parse_nodes(text: str, steps: int, ops: Sequence[str], what: str, error=ArchError) -> tuple[str, ...]:
+    """The ops of a one-input cell written in the benchmark's notation: ``steps`` nodes joined by
+    ``+``, node j listing ``op~i`` for every earlier node i (0 is the input). Returns one op per
+    edge in `edge_list` order; a problem is ``error`` naming ``what`` and the node."""
+    nodes = text.split("+")
+    if len(nodes) != steps:
+        raise error(f"{what}: {len(nodes)} node(s), a cell has {steps} after its input")
+    found = []
+    for j, node in enumerate(nodes, start=1):
+        if not (node.startswith("|") and node.endswith("|") and len(node) > 1):
+            raise error(f"{what}: node {j} is {node!r}, not of the form |op~i|...|")
+        edges = {}
+        for token in node[1:-1].split("|"):
+            op, sep, inp = token.partition("~")
+            if not sep or not inp.isdigit():
+                raise error(f"{what}: node {j}: {token!r} is not of the form op~i")
+            i = int(inp)
+            if i >= j:
+                raise error(f"{what}: node {j}: edge from node {i}, which is not an earlier node")
+            if i in edges:
+                raise error(f"{what}: node {j}: two edges from node {i}")
+            if op not in ops:
+                raise error(f"{what}: node {j} <- {i}: unknown op {op!r}; known: {list(ops)}")
+            edges[i] = op
+        if sorted(edges) != list(range(j)):
+            missing = sorted(set(range(j)) - set(edges))
+            raise error(f"{what}: node {j} lacks the edge(s) from node(s) {missing}")
+        found.extend(edges[i] for i in range(j))
+    return tuple(found)
+
+
+def format_nodes(ops: Sequence[str], steps: int) -> str:
+    """A one-input cell's ops (`edge_list` order) in the benchmark's notation."""
+    parts, k = [], 0
+    for j in range(1, steps + 1):
+        parts.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(j)) + "|")
+        k += j
+    return "+".join(parts)
+
+
 @dataclass(frozen=True)
 class Arch:
     """A discrete NAS-Bench-201 cell: one op per edge, in `EDGES` order."""
@@ -62,38 +102,10 @@ class Arch:
     def parse(cls, text: str) -> Arch:
         """Parse the benchmark's string; each node lists ``op~i`` for every earlier node i."""
         text = text.strip()
-        nodes = text.split("+")
-        if len(nodes) != STEPS:
-            raise ArchError(f"{text!r}: {len(nodes)} node(s), a cell has {STEPS} after its input")
-        ops = []
-        for j, node in enumerate(nodes, start=1):
-            if not (node.startswith("|") and node.endswith("|") and len(node) > 1):
-                raise ArchError(f"{text!r}: node {j} is {node!r}, not of the form |op~i|...|")
-            edges = {}
-            for token in node[1:-1].split("|"):
-                op, sep, inp = token.partition("~")
-                if not sep or not inp.isdigit():
-                    raise ArchError(f"{text!r}: node {j}: {token!r} is not of the form op~i")
-                i = int(inp)
-                if i >= j:
-                    raise ArchError(f"{text!r}: node {j}: edge from node {i}, which is not an earlier node")
-                if i in edges:
-                    raise ArchError(f"{text!r}: node {j}: two edges from node {i}")
-                if op not in OPS:
-                    raise ArchError(f"{text!r}: node {j} <- {i}: unknown op {op!r}; known: {list(OPS)}")
-                edges[i] = op
-            if sorted(edges) != list(range(j)):
-                missing = sorted(set(range(j)) - set(edges))
-                raise ArchError(f"{text!r}: node {j} lacks the edge(s) from node(s) {missing}")
-            ops.extend(edges[i] for i in range(j))
-        return cls(tuple(ops))
+        return cls(parse_nodes(text, STEPS, OPS, repr(text), ArchError))
 
     def __str__(self) -> str:
-        parts, k = [], 0
-        for j in range(1, STEPS + 1):
-            parts.append("|" + "|".join(f"{self.ops[k + i]}~{i}" for i in range(j)) + "|")
-            k += j
-        return "+".join(parts)
+        return format_nodes(self.ops, STEPS)
 
     def to_dict(self) -> dict:
         """The JSON form of a derived architecture: its string and official index."""
@@ -165,17 +177,7 @@ class NB201Cell(GatedCell):
         super().__init__()
         if shape.reduction or shape.c_prev != shape.c:
             raise ValueError(f"a NAS-Bench-201 cell keeps its input's size and channels, not {shape}")
-        self.shape = shape
-        self.steps = STEPS
-        self.edges = list(edges)
-        if [(e.node, e.input) for e in self.edges] != EDGES:
-            raise ValueError(f"edges {[(e.node, e.input) for e in self.edges]}, expected {EDGES}")
-        self.edge_ops = nn.ModuleList(
-            nn.ModuleList(make_op(op, shape.c, 1, affine) for op in edge.ops) for edge in self.edges
-        )
-        self.node_edges = [[i for i, e in enumerate(self.edges) if e.node == n] for n in range(STEPS)]
-        self.gates: list[int | None] = [0 if e.ops else None for e in self.edges]
-        self.multiplier = 1
+        self.hold_edges(shape, STEPS, edges, lambda edge, op: make_op(op, shape.c, 1, affine))
 
     def input_sizes(self) -> tuple[tuple[int, int, int], ...]:
         return ((self.shape.c, self.shape.height, self.shape.width),)

@@ -102,7 +102,7 @@ OPS: dict[str, OpFactory] = {
 
 
 # Named op sets. The order fixes the feature columns of a spec, so a set is never reordered;
-# a new space (e.g. LENNA's 11 ops) is added as a new name with its ops registered in OPS.
+# a new space is added as a new name (its ops registered in OPS, or built by its own module).
 OP_SETS: dict[str, tuple[str, ...]] = {
     "darts": (
         NONE,
@@ -116,6 +116,20 @@ OP_SETS: dict[str, tuple[str, ...]] = {
     ),
     # NAS-Bench-201 (lenna.space.nb201), in the benchmark's own order.
     "nb201": (NONE, "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
+    # LENNA's blocks (lenna.space.lenna_block, which builds these ops), in its normal_ops order.
+    "lenna": (
+        "3x3_Conv",
+        "5x5_Conv",
+        "3x3_ConvDW",
+        "5x5_ConvDW",
+        "3x3_dConv",
+        "5x5_dConv",
+        "3x3_dConvDW",
+        "5x5_dConvDW",
+        "3x3_maxpool",
+        "3x3_avgpool",
+        "Identity",
+    ),
 }
 
 

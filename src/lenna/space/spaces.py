@@ -1,4 +1,5 @@
-"""The search spaces: what differs between DARTS cells and NAS-Bench-201 cells, in one place.
+"""The search spaces: what differs between DARTS cells, NAS-Bench-201 cells and LENNA blocks, in
+one place.
 
 An op set belongs to exactly one space (`SPACE_OF_OP_SET`), so a spec table, a dataset or a
 predictor that names its op set and node count (``steps``) names its space too; `get_space`
@@ -15,21 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from lenna.space import nb201
+from lenna.space import lenna_block, nb201
 from lenna.space.cell import Cell, CellShape, GatedCell, edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import OP_SETS, op_set
 
-SPACES = ("darts", "nb201")
+SPACES = ("darts", "nb201", "lenna")
 
-SPACE_OF_OP_SET = {"darts": "darts", "nb201": "nb201"}
+SPACE_OF_OP_SET = {"darts": "darts", "nb201": "nb201", "lenna": "lenna"}
 
-# Cell inputs per space (DARTS: the outputs of the two previous cells; NAS-Bench-201: one) and
-# the node count a space fixes (None: any, set by search_space.steps).
-INPUTS = {"darts": 2, "nb201": 1}
-FIXED_STEPS = {"darts": None, "nb201": 3}
-DEFAULT_STEPS = {"darts": 4, "nb201": 3}
+# Cell inputs per space (DARTS: the outputs of the two previous cells; NAS-Bench-201 and LENNA:
+# one) and the node count a space fixes (None: any, set by search_space.steps).
+INPUTS = {"darts": 2, "nb201": 1, "lenna": 1}
+FIXED_STEPS = {"darts": None, "nb201": 3, "lenna": lenna_block.LAYERS}
+DEFAULT_STEPS = {"darts": 4, "nb201": 3, "lenna": lenna_block.LAYERS}
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,23 @@ class Space:
         """The shape of every searched cell of a network at ``macro``, in order."""
         if self.name == "nb201":
             return nb201.cell_shapes(macro)
+        if self.name == "lenna":
+            return lenna_block.cell_shapes(macro)
         return cell_shapes(macro, self.steps, self.steps)
+
+    def op_mask(self, shape: CellShape) -> np.ndarray:
+        """(n_edges, n_ops) booleans: the ops each edge of a cell at ``shape`` may hold (all but
+        the identity on a LENNA reduction block's strided edges; every op elsewhere)."""
+        if self.name == "lenna":
+            return lenna_block.op_mask(shape.reduction)
+        return np.ones((self.n_edges, len(self.ops)), dtype=bool)
 
     def cell(self, shape: CellShape, probs: np.ndarray, affine: bool = True) -> GatedCell:
         """The gated cell at ``shape`` holding every op of non-zero probability on each edge."""
         if self.name == "nb201":
             return nb201.NB201Cell.from_probabilities(shape, self.ops, probs, affine=affine)
+        if self.name == "lenna":
+            return lenna_block.Block.from_probabilities(shape, self.ops, probs, affine=affine)
         return Cell.from_probabilities(shape, self.ops, probs, self.steps, affine=affine)
 
 
@@ -91,17 +103,24 @@ def config_space(search_space: dict) -> Space:
     return get_space(search_space.get("op_set", name), search_space.get("steps", DEFAULT_STEPS[name]))
 
 
-def load_architecture(path) -> Genotype | nb201.Arch:
-    """An architecture file: a NAS-Bench-201 one (`Arch.to_dict` JSON, or its string), or a DARTS
-    genotype (text form or JSON); any problem is an error naming the file."""
-    text = Path(path).read_text() if Path(path).is_file() else None
-    if text is not None:
-        stripped = text.strip()
-        try:
-            if stripped.startswith("|"):
-                return nb201.Arch.parse(stripped)
-            if stripped.startswith("{") and '"nb201"' in stripped:
-                return nb201.Arch.parse(json.loads(stripped)["nb201"])
-        except (nb201.ArchError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise nb201.ArchError(f"{path}: {err}") from None
+def load_architecture(path) -> Genotype | nb201.Arch | lenna_block.Arch:
+    """An architecture file: a NAS-Bench-201 one (`Arch.to_dict` JSON, or its string), a LENNA
+    block pair (JSON or ``normal=... reduce=...``), or a DARTS genotype (text form or JSON); any
+    problem is an error naming the file."""
+    path = Path(path)
+    try:
+        stripped = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return Genotype.load(path)  # the genotype reader names the file and the problem
+    try:
+        if stripped.startswith("|"):
+            return nb201.Arch.parse(stripped)
+        if stripped.startswith("{") and '"nb201"' in stripped:
+            return nb201.Arch.parse(json.loads(stripped)["nb201"])
+        if stripped.startswith("normal=") or (stripped.startswith("{") and '"lenna"' in stripped):
+            return lenna_block.Arch.parse(stripped)
+    except (nb201.ArchError, lenna_block.ArchError) as err:
+        raise type(err)(f"{path}: {err}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise nb201.ArchError(f"{path}: {err}") from None
     return Genotype.load(path)

@@ -104,6 +104,15 @@ def _discrete_probs(rng: np.random.Generator, n_edges: int, n_ops: int) -> np.nd
     return probs
 
 
+def _within_mask(probs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``probs`` with the ops an edge cannot hold taken out: a row's mass is spread over the ops
+    it may hold (renormalised), and a row left with none gets one of them, drawn uniformly."""
+    probs = np.where(mask, probs, 0.0)
+    for k in np.flatnonzero(~(probs.sum(axis=1) > 0)):
+        probs[k, rng.choice(np.flatnonzero(mask[k]))] = 1.0
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
 def _derived_probs(rng: np.random.Generator, steps: int, op_names: Sequence[str]) -> np.ndarray:
     """Two live inputs per node with a non-none op each, as DARTS derivation produces."""
     space = get_space(op_names, steps)
@@ -148,6 +157,9 @@ def sample_spec(plan: SamplingPlan, seed: int, index: int) -> dict:
         lo, hi = plan.concentration
         conc = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         probs = _soft_probs(rng, n_edges, len(op_names), conc)
+    mask = get_space(plan.op_set, plan.steps).op_mask(shape)
+    if not mask.all():  # LENNA's reduction blocks: no identity on a strided edge
+        probs = _within_mask(probs, mask, rng)
     label_kind = "expected" if sampler == "soft" else "discrete"
     row = {
         "spec_id": spec_id(plan.op_set, plan.steps, shape, probs, label_kind),

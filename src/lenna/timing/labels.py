@@ -252,11 +252,12 @@ def _failed(reason: str) -> dict:
 
 def reference_cell(shape: CellShape, op_names, steps: int) -> GatedCell:
     """The fixed cell a timing job times again and again to track the machine's speed: edge k
-    runs the k-th non-none op of the op set (cyclically), a mix of every op."""
+    runs the k-th non-none op of the op set it may hold (cyclically), a mix of every op."""
     space = get_space(op_names, steps)
-    live = [i for i, op in enumerate(op_names) if op != NONE]
+    mask = space.op_mask(shape)
     probs = np.zeros((space.n_edges, len(op_names)))
     for k in range(len(probs)):
+        live = [i for i, op in enumerate(op_names) if op != NONE and mask[k, i]]
         probs[k, live[k % len(live)]] = 1.0
     return space.cell(shape, probs)
 

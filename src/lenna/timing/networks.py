@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.space import nb201
+from lenna.space import lenna_block, nb201
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
 from lenna.space.network import Macro
@@ -25,16 +25,23 @@ from lenna.timing.protocol import timed_ms
 
 
 def random_architecture(rng: np.random.Generator, op_set_name: str, steps: int):
-    """A random discrete architecture of the space: a derived-style DARTS genotype, or a
-    NAS-Bench-201 cell with an op drawn uniformly on every edge (any of the 15,625)."""
-    if get_space(op_set_name, steps).name == "nb201":
+    """A random discrete architecture of the space: a derived-style DARTS genotype, a
+    NAS-Bench-201 cell with an op drawn uniformly on every edge (any of the 15,625), or LENNA
+    blocks with an op drawn uniformly from those each edge may hold."""
+    space = get_space(op_set_name, steps).name
+    if space == "nb201":
         return Arch(tuple(nb201.OPS[k] for k in rng.integers(len(nb201.OPS), size=len(nb201.EDGES))))
+    if space == "lenna":
+        return lenna_block.random_arch(rng)
     return random_genotype(rng, op_set_name, steps)
 
 
 def architecture_text(arch) -> str:
-    """How an architecture is stored in a table: genotype JSON, or the NAS-Bench-201 string."""
-    return str(arch) if isinstance(arch, Arch) else json.dumps(arch.to_dict(), sort_keys=True)
+    """How an architecture is stored in a table: genotype JSON, the NAS-Bench-201 string, or the
+    LENNA ``normal=... reduce=...`` text."""
+    if isinstance(arch, Arch | lenna_block.Arch):
+        return str(arch)
+    return json.dumps(arch.to_dict(), sort_keys=True)
 
 
 def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> Genotype:
@@ -72,6 +79,10 @@ def _fixed_parts(net, x: torch.Tensor, protocol) -> dict[str, float]:
             if isinstance(layer, ResNetBasicBlock):
                 blocks_ms += timed_ms(layer, (h,), protocol)
             h = layer(h)
+    elif isinstance(net, lenna_block.LennaNetwork):
+        h = stem_out
+        for cell in net.cells:
+            h = cell(h)
     else:
         s0 = h = stem_out
         for cell in net.cells:

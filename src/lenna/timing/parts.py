@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import pandas as pd
 import torch
 
+from lenna.space import lenna_block
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
 from lenna.space.spaces import get_space
@@ -27,10 +28,21 @@ LUT_COLUMNS = ["op", "c_in", "c_out", "height", "stride", "batch_size", "latency
 
 
 def cell_parts(shape: CellShape, op_names, steps: int) -> tuple[list[Part], list[list[Part | None]]]:
-    """The preprocessing parts of a cell and, per edge, the part of each op (None for none).
-    A NAS-Bench-201 cell has no preprocessing and never strides."""
+    """The preprocessing parts of a cell and, per edge, the part of each op (None for none, and
+    for an op the edge cannot hold). NAS-Bench-201 cells and LENNA blocks have no preprocessing;
+    a LENNA reduction block's edges from its input stride and double the channels."""
     c, h = shape.c, shape.height
     space = get_space(op_names, steps)
+    if space.name == "lenna":  # c_in -> c_out per edge; the identity is no candidate on a strided edge
+        mask = space.op_mask(shape)
+        edges = []
+        for k, edge in enumerate(space.edges()):
+            c_in, c_out, stride = lenna_block.edge_channels(shape, edge)
+            height = h if stride == 2 or not shape.reduction else h // 2
+            edges.append(
+                [(op, c_in, c_out, height, stride) if mask[k, j] else None for j, op in enumerate(op_names)]
+            )
+        return [], edges
     if space.inputs == 1:
         return [], [[None if op == NONE else (op, c, c, h, 1) for op in op_names] for _ in space.edges()]
     if shape.reduction_prev:
@@ -53,6 +65,8 @@ def build_part(part: Part) -> torch.nn.Module:
         return ReLUConvBN(c_in, c_out, 1, 1, 0)
     if op == "factorized_reduce":
         return FactorizedReduce(c_in, c_out)
+    if op in lenna_block.OPS:
+        return lenna_block.make_block_op(op, c_in, c_out, stride)
     return make_op(op, c_in, stride)
 
 
