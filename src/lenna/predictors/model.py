@@ -34,8 +34,9 @@ from lenna.space import lenna_block, nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
-from lenna.space.network import Macro, cell_shapes
+from lenna.space.network import Macro
 from lenna.space.ops import NONE, op_set
+from lenna.space.spaces import get_space
 from lenna.space.specs import SHAPE_COLUMNS
 
 FORMAT = "lenna-predictor"
@@ -182,7 +183,7 @@ class LatencyPredictor:
             probs = torch.softmax(alpha_normal, dim=-1)
             return self.latency(self.cell_features(nb201.cell_shapes(macro), probs, batch_size)).sum()
         lenna = self.description["op_set"] == "lenna"
-        shapes = lenna_block.cell_shapes(macro) if lenna else cell_shapes(macro, self.steps, self.steps)
+        shapes = get_space(self.description["op_set"], self.steps).cell_shapes(macro)
         normal = [s for s in shapes if not s.reduction]
         reduce = [s for s in shapes if s.reduction]
         total = alpha_normal.new_zeros(())
