@@ -244,6 +244,18 @@ def network_metrics(wildcards):
     )
 
 
+def network_checks(wildcards):
+    """The whole-network check of every search predictor of a measured target (whose factor
+    scales the found networks' predictions); none for a target without timing jobs."""
+    if wildcards.target not in MEASURED:
+        return []
+    return expand(
+        "results/networks/{target}/{model}/predictions.parquet",
+        target=wildcards.target,
+        model=search_models(wildcards.target),
+    )
+
+
 def table_device(wildcards):
     """What a device-table target's rules need: its table, column, batch size, few-shot settings."""
     return TABLED[wildcards.target]

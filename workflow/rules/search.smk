@@ -100,6 +100,7 @@ rule pareto:
         metrics=lambda wildcards: search_runs(wildcards, "final/metrics.json"),
         latency=lambda wildcards: search_runs(wildcards, "final/latency.json"),
         summary=lambda wildcards: search_runs(wildcards, "summary.json"),
+        check=network_checks,
         code=code_inputs("pareto.py"),
     output:
         table="results/pareto/{target}/pareto.csv",

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -179,21 +180,16 @@ class LatencyPredictor:
         table's batch size) whatever ``macro`` and ``batch_size`` say."""
         if self.unit == "network":
             return self.latency(self._network_row(torch.softmax(alpha_normal, dim=-1))).sum()
-        if self.description["op_set"] == "nb201":
-            probs = torch.softmax(alpha_normal, dim=-1)
-            return self.latency(self.cell_features(nb201.cell_shapes(macro), probs, batch_size)).sum()
-        lenna = self.description["op_set"] == "lenna"
-        shapes = get_space(self.description["op_set"], self.steps).cell_shapes(macro)
-        normal = [s for s in shapes if not s.reduction]
-        reduce = [s for s in shapes if s.reduction]
+        space = get_space(self.description["op_set"], self.steps)
+        shapes = space.cell_shapes(macro)
         total = alpha_normal.new_zeros(())
-        for group, alpha, reduction in ((normal, alpha_normal, False), (reduce, alpha_reduce, True)):
+        for alpha, reduction in ((alpha_normal, False), (alpha_reduce, True)):
+            group = [s for s in shapes if s.reduction == reduction]
             if group:
-                if lenna:  # no identity on a reduction block's strided edges
-                    probs = lenna_block.masked_softmax(alpha, reduction)
-                else:
-                    probs = torch.softmax(alpha, dim=-1)
-                total = total + self.latency(self.cell_features(group, probs, batch_size)).sum()
+                total = (
+                    total
+                    + self.latency(self.cell_features(group, space.probs(alpha, reduction), batch_size)).sum()
+                )
         return total
 
     def _network_row(self, probs: torch.Tensor) -> torch.Tensor:
@@ -235,18 +231,16 @@ class LatencyPredictor:
                 )
             probs = genotype.probs().ravel()
             rows = [[*shape_vector(s, batch_size), *probs] for s in nb201.cell_shapes(macro)]
-        elif isinstance(genotype, lenna_block.Arch):
-            if self.description["op_set"] != "lenna":
-                raise ValueError(f"a LENNA block pair, but the predictor models {self.description['op_set']}")
-            rows = [
-                [*shape_vector(s, batch_size), *genotype.probs(s.reduction).ravel()]
-                for s in lenna_block.cell_shapes(macro)
-            ]
         else:
-            rows = [
-                [*shape_vector(s, batch_size), *self.genotype_probs(genotype, s.reduction).ravel()]
-                for s in genotype.cell_shapes(macro)
-            ]
+            if isinstance(genotype, lenna_block.Arch):
+                if self.description["op_set"] != "lenna":
+                    raise ValueError(
+                        f"a LENNA block pair, but the predictor models {self.description['op_set']}"
+                    )
+                probs_of, shapes = genotype.probs, lenna_block.cell_shapes(macro)
+            else:
+                probs_of, shapes = partial(self.genotype_probs, genotype), genotype.cell_shapes(macro)
+            rows = [[*shape_vector(s, batch_size), *probs_of(s.reduction).ravel()] for s in shapes]
         return float(self.predict_features(np.array(rows)).sum())
 
     # -- files -----------------------------------------------------------------------------------

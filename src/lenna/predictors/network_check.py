@@ -39,3 +39,14 @@ def predict_networks(measured: pd.DataFrame, predictor) -> pd.DataFrame:
     blocks = out["blocks_ms"] if "blocks_ms" in out else 0.0
     out["predicted_ms"] = out["predicted_cells_ms"] + out["stem_ms"] + out["head_ms"] + blocks
     return out
+
+
+def network_factor(checked: pd.DataFrame, network: str = "final") -> float:
+    """Median measured / predicted latency of the checked networks at ``network`` (`predict_networks`
+    of the random genotypes `measure_networks` timed): what a sum of cells, stem and head misses
+    of a whole network at that macro (the work between cells, caches warmed by one cell for the
+    next), as one factor that scales a prediction at the same macro. NaN without such networks."""
+    rows = checked[checked["network"] == network]
+    if not len(rows):
+        return float("nan")
+    return float((rows["latency_ms"] / rows["predicted_ms"]).median())

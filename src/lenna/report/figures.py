@@ -351,9 +351,23 @@ def plot_learning_curve(table, title: str, path) -> None:
 
 
 def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
-    """Test accuracy (%) against measured latency, colour = lambda, marker = predictor model,
-    the Pareto front as a step line."""
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    """`pareto_figure`, written to ``path``."""
+    fig = pareto_figure(table, title)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def pareto_figure(table: pd.DataFrame, title: str):
+    """Left: test accuracy (%) against measured latency, colour = lambda, marker = predictor
+    model, the Pareto front as a step line. Right, where the networks have a prediction: their
+    predicted against measured latency, with the ±10% band (open markers: the prediction scaled by
+    the whole-network check's factor, where the table has it), so a latency target missed through
+    the predictor shows which lambdas and seeds it misses."""
+    predicted = table.get("predicted_latency_ms")
+    has_prediction = predicted is not None and predicted.notna().any()
+    calibrated = "calibrated_latency_ms" in table and table["calibrated_latency_ms"].notna().any()
+    fig, axes = plt.subplots(1, 2 if has_prediction else 1, figsize=(12.4 if has_prediction else 7.6, 4.4))
+    ax = axes[0] if has_prediction else axes
     lambdas = sorted(table["lambda"].unique())
     cmap = plt.get_cmap("viridis", max(len(lambdas), 2))
     markers = "osD^v<>p"
@@ -361,16 +375,17 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
         for k, lam in enumerate(lambdas):
             sel = group[group["lambda"] == lam]
             if len(sel):
-                ax.scatter(
-                    sel["latency_ms"],
-                    100 * sel["test_accuracy"],
-                    color=cmap(k),
-                    marker=markers[m % len(markers)],
-                    label=f"{model}, λ={lam:g}",
-                    edgecolor="black",
-                    linewidth=0.5,
-                    s=45,
+                style = dict(
+                    color=cmap(k), marker=markers[m % len(markers)], edgecolor="black", linewidth=0.5, s=45
                 )
+                ax.scatter(
+                    sel["latency_ms"], 100 * sel["test_accuracy"], label=f"{model}, λ={lam:g}", **style
+                )
+                if has_prediction:
+                    axes[1].scatter(sel["latency_ms"], sel["predicted_latency_ms"], **style)
+                    if calibrated:
+                        style.update(facecolor="none", edgecolor=cmap(k), linewidth=1.2)
+                        axes[1].scatter(sel["latency_ms"], sel["calibrated_latency_ms"], **style)
     front = table[table["on_front"]].sort_values("latency_ms")
     ax.step(
         front["latency_ms"], 100 * front["test_accuracy"], where="post", color="crimson", label="Pareto front"
@@ -379,10 +394,27 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if has_prediction:
+        right = axes[1]
+        values = pd.concat([table["latency_ms"], table["predicted_latency_ms"]]).dropna()
+        line = np.linspace(0.9 * values.min(), 1.1 * values.max(), 2)
+        right.plot(line, line, color="black", linewidth=0.8, label="predicted = measured")
+        right.fill_between(line, 0.9 * line, 1.1 * line, color="grey", alpha=0.2, label="±10%")
+        within = ((table["predicted_latency_ms"] / table["latency_ms"] - 1).abs() <= 0.1).sum()
+        text = f"prediction of the found networks: {within} of {len(table)} within ±10%"
+        if calibrated:
+            scaled = ((table["calibrated_latency_ms"] / table["latency_ms"] - 1).abs() <= 0.1).sum()
+            text += f"\n(open: scaled by the whole-network check's factor, {scaled} of {len(table)})"
+        right.set_xlabel("measured latency (ms)")
+        right.set_ylabel("predicted latency (ms)")
+        right.set_title(text, fontsize=10)
+        right.grid(alpha=0.3)
+        right.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower right")
+    else:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def plot_transfer(summary: pd.DataFrame, title: str, path) -> None:

@@ -70,6 +70,25 @@ def _noise(best: dict) -> str:
     )
 
 
+def _prediction(prediction: dict | None) -> str:
+    """The found networks' predicted latency against their measured one, in a sentence."""
+    if not prediction or "predicted" not in prediction:
+        return ""
+    raw = prediction["predicted"]
+    text = (
+        f" The predictor's latency of the found networks: {100 * raw['within_10pct']:.0f}% of {raw['n']} "
+        f"within ±10% of measured (median error {100 * raw['median_ape']:.1f}%)"
+    )
+    if "calibrated" in prediction:
+        cal = prediction["calibrated"]
+        text += (
+            f"; scaled by the whole-network check's factor ({prediction['network_factor']:.3f}, measured / "
+            f"predicted of random networks of the same macro), {100 * cal['within_10pct']:.0f}% "
+            f"(median error {100 * cal['median_ape']:.1f}%)"
+        )
+    return text + "."
+
+
 def _sections(
     comparisons: dict[str, pd.DataFrame],
     pareto: dict[str, dict],
@@ -116,6 +135,7 @@ def _sections(
             rho = entry.get("spearman_lambda_latency")
             if rho is not None:
                 text += f" Spearman correlation of lambda and latency ({source}) over the sweep: {rho:.2f}."
+            text += _prediction(entry.get("prediction"))
             parts.append(text)
             sweep = pd.DataFrame(entry["sweep"])
             sweep["test_accuracy"] *= 100

@@ -32,8 +32,13 @@ def on_front(accuracy, latency) -> np.ndarray:
 
 
 def pareto_table(rows: list[dict]) -> pd.DataFrame:
+    """One row per searched network, sorted, with `on_front`; where a row has the predictor's
+    ``network_factor`` (`lenna.predictors.network_check.network_factor`), also its prediction
+    scaled by it, ``calibrated_latency_ms``."""
     table = pd.DataFrame(rows)
     table = table.sort_values(["model", "lambda", "seed"], ignore_index=True)
+    if "network_factor" in table:
+        table["calibrated_latency_ms"] = table["predicted_latency_ms"] * table["network_factor"]
     table["on_front"] = on_front(table["test_accuracy"], table["latency_ms"])
     return table[PARETO_COLUMNS + [c for c in table.columns if c not in PARETO_COLUMNS]]
 
@@ -46,11 +51,10 @@ def paired_change(group: pd.DataFrame) -> pd.DataFrame:
     paired t-test for a stricter reading (two or three seeds rarely reach 0.05). Lambda 0 itself
     has no row."""
     acc = group.pivot_table(index="seed", columns="lambda", values="test_accuracy")
+    columns = ["lambda", "change_sd_points", "change_p_value", "paired_seeds", "beyond_seed_noise"]
     rows = []
     if 0.0 not in acc.columns:
-        return pd.DataFrame(
-            columns=["lambda", "change_sd_points", "change_p_value", "paired_seeds", "beyond_seed_noise"]
-        )
+        return pd.DataFrame(columns=columns)
     for lam in acc.columns:
         if lam == 0.0:
             continue
@@ -66,11 +70,32 @@ def paired_change(group: pd.DataFrame) -> pd.DataFrame:
                 "beyond_seed_noise": bool(len(diff) > 1 and abs(diff.mean()) > sd),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)  # a sweep of lambda 0 alone: no rows
 
 
 def _none_if_nan(value) -> float | None:
     return None if pd.isna(value) else float(value)
+
+
+def prediction_accuracy(group: pd.DataFrame) -> dict | None:
+    """How well the search's predictor foresaw the measured latency of the networks it found:
+    their number, the share within ±10% and the median |predicted / measured - 1|, of the
+    prediction and (where the table has it) of the prediction scaled by the whole-network
+    check's factor. None when no network has a prediction (a device-table target)."""
+    measured = group["latency_ms"]
+    out = {}
+    for key, column in (("predicted", "predicted_latency_ms"), ("calibrated", "calibrated_latency_ms")):
+        if column not in group or group[column].isna().all():
+            continue
+        error = (group[column] / measured - 1).abs().dropna()
+        out[key] = {
+            "n": len(error),
+            "within_10pct": float((error <= 0.1).mean()),
+            "median_ape": float(error.median()),
+        }
+    if "calibrated" in out:
+        out["network_factor"] = float(group["network_factor"].median())
+    return out or None
 
 
 def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
@@ -96,6 +121,7 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
         )
         sweep = sweep.merge(paired_change(group), on="lambda", how="left")
         entry = {"sweep": sweep.replace({np.nan: None}).to_dict(orient="records")}
+        entry["prediction"] = prediction_accuracy(group)
         if len(sweep) > 1:
             rho = spearmanr(sweep["lambda"], sweep["latency_ms"]).statistic
             entry["spearman_lambda_latency"] = None if np.isnan(rho) else float(rho)

@@ -22,7 +22,7 @@ from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
-from lenna.space.spaces import Space
+from lenna.space.spaces import Space, get_space
 
 SKIP = "skip_connect"
 
@@ -192,7 +192,7 @@ class LennaSearchBlock(nn.Module):
 
 class LennaSuperNet(nn.Module):
     """LENNA's search network at ``macro`` with ``alpha_normal`` and ``alpha_reduce`` (15, 11)
-    each (1e-3 * randn); a reduction block's weights are `lenna_block.masked_softmax`."""
+    each (1e-3 * randn); a reduction block's weights are masked by `Space.probs`."""
 
     steps = lenna_block.LAYERS
 
@@ -211,10 +211,8 @@ class LennaSuperNet(nn.Module):
         return [(n, p) for n, p in self.named_parameters() if not n.startswith("alpha_")]
 
     def probs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            lenna_block.masked_softmax(self.alpha_normal, False),
-            lenna_block.masked_softmax(self.alpha_reduce, True),
-        )
+        space = get_space(self.op_names, self.steps)
+        return space.probs(self.alpha_normal, False), space.probs(self.alpha_reduce, True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_normal, w_reduce = self.probs()
@@ -285,12 +283,10 @@ def alpha_table(net: SuperNet | NB201SuperNet) -> dict:
     cells = [("normal", net.alpha_normal)]
     if not isinstance(net, NB201SuperNet):
         cells.append(("reduce", net.alpha_reduce))
+    space = get_space(net.op_names, net.steps)
     with torch.no_grad():
         for cell, alpha in cells:
-            if isinstance(net, LennaSuperNet):
-                probs = lenna_block.masked_softmax(alpha, cell == "reduce")
-            else:
-                probs = torch.softmax(alpha, dim=-1)
+            probs = space.probs(alpha, cell == "reduce")
             for k in range(probs.shape[0]):
                 for j, op in enumerate(net.op_names):
                     row[f"{cell}_e{k:02d}_{op}"] = float(probs[k, j])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lenna.space import lenna_block, nb201
 from lenna.space.cell import Cell, CellShape, GatedCell, edge_list
@@ -69,6 +70,13 @@ class Space:
         if self.name == "lenna":
             return lenna_block.op_mask(shape.reduction)
         return np.ones((self.n_edges, len(self.ops)), dtype=bool)
+
+    def probs(self, alpha: torch.Tensor, reduction: bool = False) -> torch.Tensor:
+        """softmax(alpha) per edge over the ops the edge of a normal / reduction cell may hold
+        (`op_mask`; the others get probability 0), differentiable in ``alpha``."""
+        if self.name == "lenna":
+            return lenna_block.masked_softmax(alpha, reduction)
+        return torch.softmax(alpha, dim=-1)
 
     def cell(self, shape: CellShape, probs: np.ndarray, affine: bool = True) -> GatedCell:
         """The gated cell at ``shape`` holding every op of non-zero probability on each edge."""
