@@ -22,7 +22,9 @@ so that two protocols can be compared on the same specs.
 
 Usage: python benchmarks/load_test.py [--config config/config.yaml] [--target cpu] [--n 120]
        [--conditions quiet,cpu,memory,burst,quiet_again] [--set KEY=VALUE ...] [--tag NAME]
-Writes benchmarks/out/load_test-{target}{-tag}.json. Run it with nothing else busy beside it.
+Writes benchmarks/out/load_test-{target}{-tag}.json and, per spec (shape, and label, status and
+job reference timing per condition), load_test-{target}{-tag}.parquet. Run it with nothing else
+busy beside it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 import yaml
 
 from lenna.config import reference_shape, target_settings, timing_protocol
-from lenna.space.specs import sample_specs, sampling_plan
+from lenna.space.specs import SHAPE_COLUMNS, sample_specs, sampling_plan
 from lenna.timing.devices import pin_device
 from lenna.timing.interference import describe_interference
 from lenna.timing.labels import measure_specs
@@ -192,7 +194,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     name = f"load_test-{args.target}{'-' + args.tag if args.tag else ''}.json"
     (out / name).write_text(json.dumps(result, indent=2))
-    print(f"wrote {out / name}")
+    # Per spec: its shape and, per condition, its label, status and job reference timing, so that
+    # how a condition moves a label can be studied against the spec's shape and ops.
+    per_spec = specs[["spec_id", "label_kind", *SHAPE_COLUMNS]].reset_index(drop=True)
+    for condition, rows in timings.items():
+        for column in ("latency_ms", "status", "reference_ms"):
+            per_spec[f"{condition}_{column}"] = rows[column].to_numpy()
+    per_spec.to_parquet(out / name.replace(".json", ".parquet"), index=False)
+    print(f"wrote {out / name} and its per-spec table {out / name.replace('.json', '.parquet')}")
 
 
 if __name__ == "__main__":
