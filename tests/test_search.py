@@ -417,7 +417,7 @@ def test_pareto_figure_draws_prediction_against_measurement_when_the_networks_ha
     fig = pareto_figure(table, "t")
     assert len(fig.axes) == 2
     assert fig.axes[1].get_title() == "prediction of the found networks: 2 of 3 within ±10%"
-    scaled = pareto_figure(table.assign(calibrated_latency_ms=[10.4, 7.5, 5.0]), "t")
+    scaled = pareto_figure(table.assign(network_factor=1.25, calibrated_latency_ms=[10.4, 7.5, 5.0]), "t")
     assert scaled.axes[1].get_title().endswith("(open: scaled by the whole-network check's factor, 2 of 3)")
     # A table target's networks have no prediction: the accuracy plane alone.
     assert len(pareto_figure(table.assign(predicted_latency_ms=float("nan")), "t").axes) == 1

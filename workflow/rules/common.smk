@@ -234,25 +234,30 @@ def predictor_metrics(wildcards):
     )
 
 
-def network_metrics(wildcards):
-    if wildcards.target in EXTERNAL:
+def network_files(target, name, models):
+    """File ``name`` of the whole-network check of each of ``models`` (none for a target
+    without timing jobs, which has no check)."""
+    if target in EXTERNAL:
         return []
     return expand(
-        "results/networks/{target}/{model}/metrics.json",
-        target=wildcards.target,
-        model=target_models(wildcards.target),
+        "results/networks/{target}/{model}/{name}",
+        target=target,
+        model=models,
+        name=name,
+    )
+
+
+def network_metrics(wildcards):
+    return network_files(
+        wildcards.target, "metrics.json", target_models(wildcards.target)
     )
 
 
 def network_checks(wildcards):
-    """The whole-network check of every search predictor of a measured target (whose factor
-    scales the found networks' predictions); none for a target without timing jobs."""
-    if wildcards.target not in MEASURED:
-        return []
-    return expand(
-        "results/networks/{target}/{model}/predictions.parquet",
-        target=wildcards.target,
-        model=search_models(wildcards.target),
+    """The whole-network check of every search predictor of a target (whose factor scales the
+    found networks' predictions); none for a target without timing jobs."""
+    return network_files(
+        wildcards.target, "predictions.parquet", search_models(wildcards.target)
     )
 
 

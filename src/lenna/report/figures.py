@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lenna.search.pareto import prediction_accuracy  # noqa: E402
 from lenna.space import lenna_block, nb201  # noqa: E402
 from lenna.space.cell import edge_list  # noqa: E402
 from lenna.space.genotype import Genotype  # noqa: E402
@@ -350,6 +351,11 @@ def plot_learning_curve(table, title: str, path) -> None:
     plt.close(fig)
 
 
+def _count(score: dict) -> int:
+    """The number of networks within ±10% of a `prediction_accuracy` score."""
+    return round(score["within_10pct"] * score["n"])
+
+
 def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
     """`pareto_figure`, written to ``path``."""
     fig = pareto_figure(table, title)
@@ -363,9 +369,8 @@ def pareto_figure(table: pd.DataFrame, title: str):
     predicted against measured latency, with the ±10% band (open markers: the prediction scaled by
     the whole-network check's factor, where the table has it), so a latency target missed through
     the predictor shows which lambdas and seeds it misses."""
-    predicted = table.get("predicted_latency_ms")
-    has_prediction = predicted is not None and predicted.notna().any()
-    calibrated = "calibrated_latency_ms" in table and table["calibrated_latency_ms"].notna().any()
+    scores = prediction_accuracy(table) or {}
+    has_prediction, calibrated = "predicted" in scores, "calibrated" in scores
     fig, axes = plt.subplots(1, 2 if has_prediction else 1, figsize=(12.4 if has_prediction else 7.6, 4.4))
     ax = axes[0] if has_prediction else axes
     lambdas = sorted(table["lambda"].unique())
@@ -400,11 +405,11 @@ def pareto_figure(table: pd.DataFrame, title: str):
         line = np.linspace(0.9 * values.min(), 1.1 * values.max(), 2)
         right.plot(line, line, color="black", linewidth=0.8, label="predicted = measured")
         right.fill_between(line, 0.9 * line, 1.1 * line, color="grey", alpha=0.2, label="±10%")
-        within = ((table["predicted_latency_ms"] / table["latency_ms"] - 1).abs() <= 0.1).sum()
-        text = f"prediction of the found networks: {within} of {len(table)} within ±10%"
+        raw = scores["predicted"]
+        text = f"prediction of the found networks: {_count(raw)} of {raw['n']} within ±10%"
         if calibrated:
-            scaled = ((table["calibrated_latency_ms"] / table["latency_ms"] - 1).abs() <= 0.1).sum()
-            text += f"\n(open: scaled by the whole-network check's factor, {scaled} of {len(table)})"
+            scaled = scores["calibrated"]
+            text += f"\n(open: scaled by the whole-network check's factor, {_count(scaled)} of {scaled['n']})"
         right.set_xlabel("measured latency (ms)")
         right.set_ylabel("predicted latency (ms)")
         right.set_title(text, fontsize=10)
