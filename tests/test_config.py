@@ -79,6 +79,14 @@ def test_the_tiny_config_passes_the_checks():
     check_config(config)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_passes_the_checks(path):
+    # config/gpu.yaml among them: it ran on a GPU machine only, so its checks run here.
+    config = yaml.safe_load(path.read_text())
+    validate(config, str(SCHEMA))
+    check_config(config)
+
+
 @pytest.mark.parametrize("changes, key", INVALID, ids=[k for _, k in INVALID])
 def test_invalid_config_is_rejected_naming_the_key(changes, key):
     config = apply(yaml.safe_load(TINY.read_text()), changes)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lenna.timing.hardware import HardwareError, cpu_model, target_hardware
+from lenna.timing.hardware import HardwareError, cpu_model, gpu_driver, target_hardware
 
 
 def test_a_declared_model_is_used_as_it_is():
@@ -41,3 +41,15 @@ def test_without_nvidia_smi_a_gpu_target_must_declare_its_model(tmp_path, monkey
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HardwareError, match=r"targets\.g\.hardware: .*nvidia-smi is not available"):
         target_hardware("g", {"devices": ["cuda:0"]})
+
+
+def test_the_gpu_driver_version_is_read_from_the_kernel_module(tmp_path, monkeypatch):
+    # As the H100 of the GPU run reported it.
+    version = tmp_path / "version"
+    version.write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  (nixbld@)\n"
+        "GCC version:  gcc version 14.3.0 (GCC)\n"
+    )
+    assert gpu_driver(str(version)) == "580.159.04"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no module file and no nvidia-smi: unknown
+    assert gpu_driver(str(tmp_path / "absent")) == ""

@@ -14,7 +14,7 @@ from lenna.search.final import FinalSettings, train_final
 from lenna.search.images import DatasetError, _stratified_parts, load_cifar10, load_data, load_digits
 from lenna.search.loop import SearchSettings, run_search
 from lenna.search.pareto import headline, on_front, pareto_table
-from lenna.search.supernet import SuperNet, derive_cell
+from lenna.search.supernet import SuperNet, alpha_table, derive_cell, derive_genotype
 from lenna.space.cell import edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.network import Macro
@@ -89,6 +89,36 @@ def test_skip_cap_replaces_the_weakest_skips():
     assert sum(op == "skip_connect" for op, _ in capped) == 2
     # the two skips kept are the strongest ones: on the last node's strongest edges
     assert [p for p in capped if p[0] == "skip_connect"] == [p for p in uncapped[-2:]]
+
+
+class _GpuTensor(torch.Tensor):
+    """Stands in for a tensor on a GPU, on a machine without one: numpy cannot read it, as it
+    cannot read a CUDA tensor, until it is copied to the host with ``.cpu()``."""
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor)
+
+
+def test_a_supernet_on_a_gpu_derives_its_genotype_and_alpha_table():
+    # The GPU run's searches failed here: the derivation read the alphas with numpy where they
+    # live, on the GPU.
+    alpha = torch.randn(len(EDGES), len(OPS), generator=torch.Generator().manual_seed(0))
+    on_gpu = torch.nn.Parameter(alpha.clone()).as_subclass(_GpuTensor)
+    with pytest.raises(TypeError, match="cuda"):
+        on_gpu.numpy()
+    assert derive_cell(on_gpu, OPS, STEPS) == derive_cell(alpha, OPS, STEPS)
+    net = SuperNet(TINY_MACRO, OPS, STEPS, torch.Generator().manual_seed(0))
+    host = {"normal": alpha, "reduce": alpha.flip(0)}
+    for name, value in host.items():
+        net._parameters[f"alpha_{name}"] = torch.nn.Parameter(value.clone()).as_subclass(_GpuTensor)
+    genotype = derive_genotype(net, max_skip_normal=2)
+    assert genotype.normal == derive_cell(host["normal"], OPS, STEPS, max_skip=2)
+    assert genotype.reduce == derive_cell(host["reduce"], OPS, STEPS)
+    table = alpha_table(net)
+    assert table["normal_e00_none"] == pytest.approx(float(torch.softmax(alpha[0], -1)[0]))
 
 
 # -- latency term ---------------------------------------------------------------------------------

@@ -54,6 +54,25 @@ INTERFERENCE_COLUMNS = ("reference_spread", "other_cpu_share", "steal_share", "l
 # How each label was reached (lenna.timing.labels: visits, re-timing); optional likewise.
 RETIMING_COLUMNS = ("uncertainty", "n_visits", "retimed", "retime_s")
 
+# Where and how the labels of an imported table were measured, kept with its rows: the columns
+# of `lenna.timing.labels.provenance` that a published table carries, and each label's own
+# quality (its uncertainty, visits, dispersion, label before calibration, timed passes).
+TABLE_PROVENANCE_COLUMNS = (
+    "torch_version",
+    "cuda_version",
+    "cudnn_version",
+    "driver_version",
+    "dtype",
+    "memory_format",
+    "timer",
+    "measured_at",
+    "uncertainty",
+    "n_visits",
+    "dispersion",
+    "latency_ms_raw",
+    "replicates_ms",
+)
+
 # Label quality below which a target's predictors cannot be scored at their quoted accuracy
 # (datasets.label_quality in the config): the median disagreement of a label's two best visits,
 # and the share of labels still unstable after re-timing.
@@ -344,7 +363,9 @@ def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFr
 
     Required columns: the feature columns (`feature_columns`) and ``latency_ms``. Optional:
     ``spec_id`` (computed from the features if absent), ``label_kind`` (``discrete`` if every
-    edge is one-hot, else ``expected``), ``device_name``. Any other column is an error, named.
+    edge is one-hot, else ``expected``), ``device_name``, and where and how the labels were
+    measured (`TABLE_PROVENANCE_COLUMNS`, as a timing job writes them: a published dataset such
+    as data/latency/ carries them). Any other column is an error, named.
     """
     from lenna.space.cell import CellShape
     from lenna.space.specs import spec_id
@@ -353,11 +374,12 @@ def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFr
     table = read_table(path)
     table = table.copy()
     features = feature_columns(op_set_name, steps)
-    optional = ["spec_id", "label_kind", "device_name"]
+    optional = ["spec_id", "label_kind", "device_name", *TABLE_PROVENANCE_COLUMNS]
     unknown = [c for c in table.columns if c not in (*features, "latency_ms", *optional)]
     if unknown:
         raise DataError(
-            f"{path}: unknown column(s) {unknown}; allowed: the feature columns, latency_ms, {optional}"
+            f"{path}: unknown column(s) {unknown}; allowed: the feature columns, latency_ms, "
+            f"{optional[:3]} and provenance {optional[3:]}"
         )
     missing = [c for c in (*features, "latency_ms") if c not in table.columns]
     if missing:

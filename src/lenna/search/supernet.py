@@ -232,12 +232,18 @@ def make_supernet(space: Space, macro: Macro, generator: torch.Generator) -> nn.
     return SuperNet(macro, space.ops, space.steps, generator)
 
 
+def _on_host(values: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Alphas (or their probabilities) as a CPU tensor outside autograd, wherever the supernet
+    runs: numpy cannot read a GPU tensor."""
+    return values.detach().cpu() if torch.is_tensor(values) else torch.as_tensor(values)
+
+
 def derive_cell(alpha: torch.Tensor | np.ndarray, op_names: Sequence[str], steps: int, max_skip=None):
     """The DARTS derivation: per node the 2 input edges with the largest non-none weight, on each
     the argmax op other than none. With ``max_skip``, while the cell has more skip connections than
     that, the skip with the smallest weight is forbidden and the cell derived again (the skip cap
     remedy against skip-connect collapse). Returns the (op, input) pairs."""
-    weights = torch.softmax(torch.as_tensor(alpha, dtype=torch.float64), dim=-1).numpy().copy()
+    weights = torch.softmax(_on_host(alpha).to(torch.float64), dim=-1).numpy().copy()
     edges = edge_list(steps)
     banned = np.zeros_like(weights, dtype=bool)
     banned[:, list(op_names).index(NONE)] = True
@@ -265,10 +271,10 @@ def derive_genotype(
     NAS-Bench-201 cell / LENNA blocks of the most probable op on every edge (neither has a cap)."""
     if isinstance(net, NB201SuperNet):
         with torch.no_grad():
-            return Arch.from_probs(torch.softmax(net.alpha_normal, dim=-1).numpy())
+            return Arch.from_probs(torch.softmax(_on_host(net.alpha_normal), dim=-1).numpy())
     if isinstance(net, LennaSuperNet):
         with torch.no_grad():
-            return lenna_block.Arch.from_probs(*(p.numpy() for p in net.probs()))
+            return lenna_block.Arch.from_probs(*(_on_host(p).numpy() for p in net.probs()))
     concat = tuple(range(2, net.steps + 2))
     with torch.no_grad():
         normal = derive_cell(net.alpha_normal, net.op_names, net.steps, max_skip_normal)
@@ -286,7 +292,7 @@ def alpha_table(net: SuperNet | NB201SuperNet) -> dict:
     space = get_space(net.op_names, net.steps)
     with torch.no_grad():
         for cell, alpha in cells:
-            probs = space.probs(alpha, cell == "reduce")
+            probs = space.probs(_on_host(alpha), cell == "reduce")
             for k in range(probs.shape[0]):
                 for j, op in enumerate(net.op_names):
                     row[f"{cell}_e{k:02d}_{op}"] = float(probs[k, j])

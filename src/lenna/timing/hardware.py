@@ -64,3 +64,20 @@ def target_hardware(name: str, settings: dict) -> str:
             "a target's devices must be interchangeable — make one target per model"
         )
     return models.pop()
+
+
+def gpu_driver(proc_version: str = "/proc/driver/nvidia/version") -> str:
+    """The NVIDIA driver's version (e.g. ``580.159.04``), from the kernel module or `nvidia-smi`;
+    empty where there is neither."""
+    with contextlib.suppress(OSError):
+        for word in Path(proc_version).read_text().split():
+            parts = word.split(".")
+            if len(parts) >= 2 and all(p.isdigit() for p in parts):
+                return word
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return ""
+    result = subprocess.run(
+        [smi, "--query-gpu=driver_version", "--format=csv,noheader", "--id=0"], capture_output=True, text=True
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""

@@ -36,6 +36,7 @@ from lenna.space.ops import NONE, op_set
 from lenna.space.spaces import get_space
 from lenna.space.specs import spec_probs, spec_shape
 from lenna.timing.devices import Target, device_name
+from lenna.timing.hardware import gpu_driver
 from lenna.timing.interference import CpuMeter
 from lenna.timing.protocol import TimingProtocol, label_of, rel_iqr, time_passes, timed_round
 
@@ -52,6 +53,7 @@ def provenance(target: Target, device_str: str, device: torch.device) -> dict:
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
         "cudnn_version": str(torch.backends.cudnn.version() or "") if device.type == "cuda" else "",
+        "driver_version": gpu_driver() if device.type == "cuda" else "",
         "threads": torch.get_num_threads(),
         "batch_size": target.batch_size,
         "dtype": target.dtype,
