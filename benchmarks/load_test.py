@@ -14,11 +14,12 @@ config's shares) and times them on the target's first device through
 
 For every condition it prints, per label kind, the median and 90th percentile of
 |label / quiet label - 1|, the share over 10%, the wall time, the share of specs re-timed and
-left unstable, and the job's interference measures; both for the raw labels and for labels
-divided by their job's reference-cell timing, as the datasets calibrate them. ``--set key=value`` overrides a
-``measurement`` value (e.g. the protocol before re-timing: ``--set retime_rounds=0
---set label_quantile=0.5 --set reset_quantile=0.4 --set runs_per_reset=5 --set rounds=3``),
-so that two protocols can be compared on the same specs.
+left unstable, and the job's interference measures; for the raw labels, for labels divided by
+their job's reference-cell timing as the datasets calibrate them, and (same timings) divided by
+the minimum over all the job's reference ticks, the reference statistic before 2026-11-24.
+``--set key=value`` overrides a ``measurement`` value (e.g. the protocol before re-timing:
+``--set retime_rounds=0 --set label_quantile=0.5 --set reset_quantile=0.4 --set runs_per_reset=5
+--set rounds=3``), so that two protocols can be compared on the same specs.
 
 Usage: python benchmarks/load_test.py [--config config/config.yaml] [--target cpu] [--n 120]
        [--conditions quiet,cpu,memory,burst,quiet_again] [--set KEY=VALUE ...] [--tag NAME]
@@ -104,13 +105,18 @@ def compare(rows, quiet) -> dict:
     out = {}
     ok = (rows["status"] != "failed").to_numpy() & (quiet["status"] != "failed").to_numpy()
     raw = rows["latency_ms"].to_numpy() / quiet["latency_ms"].to_numpy()
-    calibrated = raw / (rows["reference_ms"].to_numpy() / quiet["reference_ms"].to_numpy())
+    ratios = {"raw": raw, "calibrated": raw / (rows["reference_ms"].iloc[0] / quiet["reference_ms"].iloc[0])}
+    if "reference_ticks_ms" in rows:
+        # The same timings calibrated by the reference statistic used before 2026-11-24: the
+        # minimum over all of the job's reference ticks.
+        pooled = min(rows["reference_ticks_ms"].iloc[0]) / min(quiet["reference_ticks_ms"].iloc[0])
+        ratios["calibrated_pooled_min"] = raw / pooled
     for kind in ("discrete", "expected", "all"):
         mask = ok & ((rows["label_kind"] == kind).to_numpy() if kind != "all" else True)
         if not mask.any():
             continue
         entry = {"n": int(mask.sum())}
-        for name, ratio in (("raw", raw[mask]), ("calibrated", calibrated[mask])):
+        for name, ratio in ((name, ratio[mask]) for name, ratio in ratios.items()):
             rel = np.abs(ratio - 1)
             entry[name] = {
                 "median_rel": float(np.median(rel)),
@@ -175,6 +181,7 @@ def main() -> None:
             "share_unstable": float((rows["status"] == "unstable").mean()),
             "noise_floor": float(rows["uncertainty"].median()) if "uncertainty" in rows else None,
             "interference": describe_interference(job),
+            "reference_ticks_ms": [round(t, 5) for t in job.get("reference_ticks_ms", [])],
             "vs_quiet": compare(rows, timings["quiet"]) if condition != "quiet" else {},
         }
         result["conditions"][condition] = entry
@@ -183,10 +190,10 @@ def main() -> None:
             line += f", re-timed {entry['share_retimed']:.0%}, unstable {entry['share_unstable']:.1%}"
         print(line + f"; {entry['interference']}")
         for kind, c in entry["vs_quiet"].items():
-            for name in ("raw", "calibrated"):
+            for name in (n for n in c if n != "n"):
                 d = c[name]
                 print(
-                    f"    {kind:9s} {name:10s} n={c['n']:4d} median |a/quiet-1| {d['median_rel']:.1%}, "
+                    f"    {kind:9s} {name:21s} n={c['n']:4d} median |a/quiet-1| {d['median_rel']:.1%}, "
                     f"p90 {d['p90_rel']:.1%}, over 10% {d['share_over_10pct']:.0%}, "
                     f"median ratio {d['median_ratio']:.3f}"
                 )

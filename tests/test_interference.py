@@ -1,8 +1,10 @@
 """A timing job records what else ran beside it, and the dataset summary says so."""
 
+import itertools
 import multiprocessing as mp
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,7 +13,7 @@ from lenna.io import write_parquet
 from lenna.space.specs import sample_specs, sampling_plan
 from lenna.timing.devices import Target, pin_device
 from lenna.timing.interference import PROC_STAT, CpuMeter, interference_warnings
-from lenna.timing.labels import measure_specs
+from lenna.timing.labels import expected_minimum, measure_specs, reference_label
 from lenna.timing.protocol import TimingProtocol
 from test_specs import CONFIG
 
@@ -44,6 +46,10 @@ def test_every_row_carries_its_jobs_interference_measures_and_the_merge_reports_
     for column in ("reference_spread", "other_cpu_share", "steal_share", "load_avg_1m"):
         assert rows[column].nunique(dropna=False) == 1, column
     assert rows["reference_spread"].iloc[0] >= 0.0
+    # The job's reference ticks are stored, and its reference is the minimum a label would see.
+    ticks = rows["reference_ticks_ms"].iloc[0]
+    assert len(ticks) >= FAST.rounds
+    assert rows["reference_ms"].iloc[0] == pytest.approx(expected_minimum(ticks, FAST.rounds))
     write_parquet(specs, tmp_path / "specs.parquet")
     write_parquet(rows, tmp_path / "latency.parquet")
     _, summary = merge_latency([tmp_path / "specs.parquet"], [tmp_path / "latency.parquet"])
@@ -76,3 +82,30 @@ def test_warnings_name_what_was_seen_and_stay_quiet_below_the_thresholds():
     )
     said = interference_warnings({"other_cpu_share": 0.4, "steal_share": 0.2, "reference_spread": 0.5})
     assert len(said) == 3 and "40%" in said[0] and "steal" in said[1] and "50%" in said[2]
+
+
+def test_expected_minimum_is_the_mean_minimum_over_every_draw():
+    values = np.random.default_rng(0).lognormal(size=9)
+    for k in (1, 2, 3, 9, 12):
+        draws = list(itertools.combinations(values, min(k, len(values))))
+        assert expected_minimum(values, k) == pytest.approx(np.mean([min(d) for d in draws]))
+
+
+def test_the_reference_sees_the_machine_as_a_label_does():
+    # A job under bursty load: the machine runs 1.0x to 1.3x slow from tick to tick, once 0.8x
+    # (a lucky fast moment). A label is the minimum of `rounds` visits at random moments; the
+    # reference must come out as that label's expectation, so that dividing by it calibrates.
+    # The minimum over all ticks finds the lucky moment instead, 20% below what labels see.
+    rng = np.random.default_rng(1)
+    speed = np.concatenate([[0.8], rng.uniform(1.0, 1.3, 39)])
+    protocol = TimingProtocol(rounds=3, repeats=7, label_quantile=0.0)
+    ticks = [s * (1 + 0.01 * rng.random(protocol.repeats)) for s in speed]
+    labels = [
+        min(ticks[i].min() for i in rng.choice(len(ticks), protocol.rounds, replace=False))
+        for _ in range(4000)
+    ]
+    assert reference_label(ticks, protocol) == pytest.approx(np.mean(labels), rel=0.01)
+    assert np.concatenate(ticks).min() < 0.85 * np.mean(labels)
+    # With the median of passes the statistic pools the ticks as a label pools its visits.
+    median = TimingProtocol(rounds=3, repeats=7, label_quantile=0.5)
+    assert reference_label(ticks, median) == pytest.approx(np.median(np.concatenate(ticks)))

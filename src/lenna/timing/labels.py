@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import socket
 import time
 from datetime import UTC, datetime
@@ -264,8 +265,32 @@ def reference_cell(shape: CellShape, op_names, steps: int) -> GatedCell:
     return space.cell(shape, probs)
 
 
+def expected_minimum(values, k: int) -> float:
+    """The expected minimum of ``k`` of ``values`` drawn at random without replacement (all of
+    them where there are fewer): the i-th smallest of n is the minimum of C(n-1-i, k-1) of the
+    C(n, k) draws."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    n, k = len(v), min(k, len(v))
+    weights = np.array([math.comb(n - 1 - i, k - 1) for i in range(n)], dtype=np.float64)
+    return float(v @ weights / math.comb(n, k))
+
+
+def reference_label(ticks: list[np.ndarray], protocol: TimingProtocol) -> float:
+    """The job's reference timing, by the statistic a label of the job has: a label is
+    `label_of` the passes of ``rounds`` visits at scattered moments of the job, a tick is one
+    such visit of the reference cell. With the median (or any inner quantile) of passes that is
+    `label_of` all the ticks' passes. With the minimum it is not: the minimum over the job's many
+    ticks finds the job's one fastest moment, which a label's few visits mostly miss, so under
+    interference the reference comes out faster than the labels and calibration cannot correct
+    them; the expected minimum over ``rounds`` random ticks is what a label would see."""
+    if protocol.label_quantile > 0:
+        return label_of(np.concatenate(ticks), protocol)
+    return expected_minimum([tick.min() for tick in ticks], protocol.rounds)
+
+
 class _ReferenceClock:
-    """Times the reference cell between specs; `label_of` its passes is the job's machine speed."""
+    """Times the reference cell between specs; `reference_label` of its ticks is the job's
+    machine speed."""
 
     def __init__(self, shape: CellShape, op_names, steps, target: Target, device, protocol):
         self.cell = target.place(reference_cell(shape, op_names, steps), device)
@@ -281,10 +306,13 @@ class _ReferenceClock:
         runs = np.concatenate(self.runs)
         ticks = [label_of(tick, self.protocol) for tick in self.runs]
         return {
-            "reference_ms": label_of(runs, self.protocol),
+            "reference_ms": reference_label(self.runs, self.protocol),
             "reference_dispersion": rel_iqr(runs),
             # How much the machine's speed changed during the job: slowest over fastest tick.
             "reference_spread": max(ticks) / min(ticks) - 1,
+            # Every tick's `label_of`, in time order: another reference statistic can be
+            # computed from the shard.
+            "reference_ticks_ms": [float(t) for t in ticks],
         }
 
 
@@ -315,6 +343,7 @@ def label_specs(
             "reference_ms": float("nan"),
             "reference_dispersion": float("nan"),
             "reference_spread": float("nan"),
+            "reference_ticks_ms": [],
             "retime_s": 0.0,
             "retime_rounds_run": 0,
         }
