@@ -50,7 +50,7 @@ def main():
         assert out.shape == (args.n,) and np.isfinite(out).all()
         alphas = [(1e-3 * torch.randn(14, 8, dtype=torch.float64)).requires_grad_() for _ in range(2)]
         start = time.perf_counter()
-        latency = predictor.expected_network_latency(
+        latency = predictor.expected_cells_latency(
             *alphas, macro, config["targets"][args.target]["batch_size"]
         )
         latency.backward()

@@ -52,7 +52,7 @@ def main():
     weights = WeightStep(net, settings)
 
     def expected(a_normal, a_reduce):
-        return predictor.expected_network_latency(a_normal, a_reduce, macro, batch_size)
+        return predictor.expected_cells_latency(a_normal, a_reduce, macro, batch_size)
 
     with_term = Architect(net, settings, lam, expected)
     # The same alpha step with a latency that does not depend on alpha: no predictor call.

@@ -231,7 +231,7 @@ def test_the_predictor_prices_a_network_of_blocks_and_gives_masked_ops_no_weight
         init_channels=2, layers=1, input_size=8, input_channels=1, num_classes=10, stem_multiplier=1
     )
     alpha = torch.zeros(15, 11, requires_grad=True)
-    latency = predictor.expected_network_latency(alpha, alpha, macro, batch_size=1)
+    latency = predictor.expected_cells_latency(alpha, alpha, macro, batch_size=1)
     normal = 0.5 + 15 * (10 + 100) / 11
     reduce = 0.5 + 5 * 1.0 + 10 * (10 + 100) / 11  # the strided edges: 10 ops of 1 ms, no identity
     assert latency.item() == pytest.approx(normal + 2 * reduce, rel=1e-5)  # one normal, two reductions
@@ -239,7 +239,7 @@ def test_the_predictor_prices_a_network_of_blocks_and_gives_masked_ops_no_weight
     assert alpha.grad.abs().sum() > 0
     arch = Arch.parse(f"normal={ALL_IDENTITY} reduce={POOL_THEN_IDENTITY}")
     expected = (0.5 + 1500) + 2 * (0.5 + 5 + 1000)
-    assert predictor.predict_genotype(arch, macro, 1) == pytest.approx(expected, rel=1e-5)
+    assert predictor.predict_cells(arch, macro, 1) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.e2e

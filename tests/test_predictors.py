@@ -136,13 +136,13 @@ def test_a_corrupted_or_mismatched_model_fails_naming_the_file(splits, tmp_path,
         load_predictor(tmp_path / "m")
 
 
-def test_expected_network_latency_is_differentiable_in_the_alphas(splits):
+def test_expected_cells_latency_is_differentiable_in_the_alphas(splits):
     parts, normaliser = splits
     predictor, _ = fit_mlp(parts["train"], parts["val"], normaliser, transform="log", **MLP)
     alpha_normal = (1e-3 * torch.randn(14, 8, dtype=torch.float64)).requires_grad_()
     alpha_reduce = (1e-3 * torch.randn(14, 8, dtype=torch.float64)).requires_grad_()
     macro = Macro(init_channels=4, layers=5, input_size=8, input_channels=1)
-    latency = predictor.expected_network_latency(alpha_normal, alpha_reduce, macro, batch_size=1)
+    latency = predictor.expected_cells_latency(alpha_normal, alpha_reduce, macro, batch_size=1)
     latency.backward()
     assert latency.item() > 0
     assert torch.isfinite(alpha_normal.grad).all() and alpha_normal.grad.abs().sum() > 0
@@ -153,7 +153,7 @@ def test_a_genotype_is_predicted_as_the_sum_of_its_cells(splits):
     parts, normaliser = splits
     predictor = fit_elasticnet(parts["train"], normaliser, l1_ratio=[0.5], cv=3, seed=0)
     macro = Macro(init_channels=4, layers=5, input_size=8, input_channels=1)
-    total = predictor.predict_genotype(DARTS_V2, macro, batch_size=1)
+    total = predictor.predict_cells(DARTS_V2, macro, batch_size=1)
     shapes = DARTS_V2.cell_shapes(macro)
     rows = []
     for s in shapes:

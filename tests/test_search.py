@@ -137,7 +137,7 @@ def test_latency_term_forms():
 def test_expected_latency_is_differentiable_and_points_to_cheap_ops():
     predictor = cost_predictor()
     net = SuperNet(TINY_MACRO, OPS, STEPS, torch.Generator().manual_seed(0))
-    lat = predictor.expected_network_latency(net.alpha_normal, net.alpha_reduce, TINY_MACRO, 1)
+    lat = predictor.expected_cells_latency(net.alpha_normal, net.alpha_reduce, TINY_MACRO, 1)
     lat.backward()
     grad = net.alpha_normal.grad
     # raising the alpha of an expensive op raises the latency, of none lowers it
@@ -163,8 +163,8 @@ def _search(data, lam, **settings):
         SearchSettings(**(defaults | settings)),
         lam,
         seed=0,
-        expected_latency=lambda a, b: predictor.expected_network_latency(a, b, TINY_MACRO, 1),
-        genotype_latency=lambda g: predictor.predict_genotype(g, TINY_MACRO, 1),
+        expected_latency=lambda a, b: predictor.expected_cells_latency(a, b, TINY_MACRO, 1),
+        genotype_latency=lambda g: predictor.predict_cells(g, TINY_MACRO, 1),
     )
 
 

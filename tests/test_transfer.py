@@ -154,7 +154,7 @@ def test_the_few_shot_predictor_is_an_mlp_file_usable_by_the_search(tmp_path, ta
     arch = Arch.parse(data["arch"].iloc[0])
     alphas = torch.tensor(arch.probs() * 50.0, requires_grad=True)
     expected = loaded.expected_network_latency(alphas, None, None, 1)
-    assert expected.item() == pytest.approx(loaded.predict_genotype(arch, None, 1), rel=1e-4)
+    assert expected.item() == pytest.approx(loaded.predict_cells(arch, None, 1), rel=1e-4)
     assert expected.item() == pytest.approx(loaded.predict(data.iloc[:1])[0], rel=1e-4)
     expected.backward()
     assert alphas.grad is not None and alphas.grad.abs().sum() > 0

@@ -17,6 +17,7 @@ from lenna.space.ops import OP_SETS, OPS
 from lenna.space.spaces import DEFAULT_STEPS, FIXED_STEPS, SPACE_OF_OP_SET, SPACES, config_space
 from lenna.space.specs import SAMPLERS
 from lenna.timing.devices import Target
+from lenna.timing.networks import covered, held_out_macro
 from lenna.timing.protocol import TimingProtocol
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
@@ -96,6 +97,8 @@ def check_config(config: dict) -> None:
                     "so no latency spec covers that network"
                 )
 
+    _check_networks(config)
+
     sampling = config["sampling"]
     weights = sampling["samplers"]
     for name in weights:
@@ -145,6 +148,18 @@ def check_config(config: dict) -> None:
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
     check_search(config)
+
+
+def _check_networks(config: dict) -> None:
+    """The held-out macro of the network stage must be a network the cell predictors cover."""
+    held_out = config["networks"].get("held_out_macro")
+    if held_out and not covered(
+        config_space(config["search_space"]), held_out_macro(config["macro"], held_out), config["macro"]
+    ):
+        raise ConfigError(
+            f"networks.held_out_macro: {held_out} has cells of shapes that no network of the macro "
+            "ranges has, so the cell predictors do not cover it"
+        )
 
 
 def table_columns(path: str) -> list[str]:

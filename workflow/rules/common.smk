@@ -235,12 +235,14 @@ def predictor_metrics(wildcards):
 
 
 def network_files(target, name, models):
-    """File ``name`` of the whole-network check of each of ``models`` (none for a target
-    without timing jobs, which has no check)."""
+    """File ``name`` of the network stage of each of ``models`` (none for a target without
+    timing jobs, which has no network stage): ``network.json`` in the predictor's directory,
+    the rest under results/networks."""
     if target in EXTERNAL:
         return []
+    folder = "predictors" if name == "network.json" else "networks"
     return expand(
-        "results/networks/{target}/{model}/{name}",
+        "results/" + folder + "/{target}/{model}/{name}",
         target=target,
         model=models,
         name=name,
@@ -253,12 +255,10 @@ def network_metrics(wildcards):
     )
 
 
-def network_checks(wildcards):
-    """The whole-network check of every search predictor of a target (whose factor scales the
-    found networks' predictions); none for a target without timing jobs."""
-    return network_files(
-        wildcards.target, "predictions.parquet", search_models(wildcards.target)
-    )
+def network_model_file(wildcards):
+    """The network model of a search's predictor (`LatencyPredictor.predict_network`); none for
+    a target without timing jobs, whose predictors model whole networks already."""
+    return network_files(wildcards.target, "network.json", [wildcards.model])
 
 
 def table_device(wildcards):

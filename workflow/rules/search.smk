@@ -13,6 +13,7 @@ rule darts_search:
     input:
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
+        network=network_model_file,
         code=code_inputs("darts_search.py"),
     output:
         genotype=f"{RUN}/genotype.json",
@@ -73,6 +74,8 @@ rule measure_final:
         genotype=f"{RUN}/genotype.json",
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
+        network="results/predictors/{target}/{model}/network.json",
+        cells="results/datasets/{target}/summary.json",
         code=code_inputs("measure_final.py"),
     output:
         f"{RUN}/final/latency.json",
@@ -91,6 +94,9 @@ rule measure_final:
         macro=network_macro("final"),
         target=target_params,
         protocol=config["measurement"],
+        calibrate=config["datasets"]["calibrate"],
+        search_space=config["search_space"],
+        reference=cfg.reference_shape(config).as_dict(),
     script:
         "../scripts/measure_final.py"
 
@@ -100,7 +106,6 @@ rule pareto:
         metrics=lambda wildcards: search_runs(wildcards, "final/metrics.json"),
         latency=lambda wildcards: search_runs(wildcards, "final/latency.json"),
         summary=lambda wildcards: search_runs(wildcards, "summary.json"),
-        check=network_checks,
         code=code_inputs("pareto.py"),
     output:
         table="results/pareto/{target}/pareto.csv",

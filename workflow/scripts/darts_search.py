@@ -29,7 +29,7 @@ genotype, history, summary = run_search(
     expected_latency=lambda a_normal, a_reduce=None: predictor.expected_network_latency(
         a_normal, a_reduce, macro, p.batch_size
     ),
-    genotype_latency=lambda g: predictor.predict_genotype(g, macro, p.batch_size),
+    genotype_latency=lambda g: predictor.predict_network(g, macro, p.batch_size),
     log=log.info,
     device=device,
 )

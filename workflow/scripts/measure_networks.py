@@ -1,30 +1,35 @@
-"""Snakemake adapter: time whole networks of random architectures at the search and final settings."""
+"""Snakemake adapter: time whole networks (random at every macro, published) by the cells' protocol."""
 
 import time
 
-import numpy as np
-
 from lenna.io import write_parquet
 from lenna.jobs import log_to_rule
-from lenna.space.network import Macro, network_macro
+from lenna.space.cell import CellShape
+from lenna.space.spaces import config_space
 from lenna.timing.devices import device_lock, timing_job
-from lenna.timing.networks import measure_networks, random_architecture
+from lenna.timing.networks import NETWORK_SCHEMA_VERSION, Reference, measure_networks, network_plan
 from lenna.timing.protocol import TimingProtocol
 
 log = log_to_rule(snakemake)
 p = snakemake.params
 target, device_str, device = timing_job(snakemake)
-rng = np.random.default_rng(p.check["seed"])
-genotypes = [
-    random_architecture(rng, p.search_space["op_set"], p.search_space["steps"])
-    for _ in range(p.check["n_genotypes"])
-]
-macros = {name: Macro(**network_macro(p.macro, name)) for name in ("search", "final")}
+space = config_space(p.search_space)
+items = network_plan(space, p.macro, p.networks)
+reference = Reference(CellShape(**p.reference), space.ops, space.steps)
 with device_lock(device_str):
     start = time.perf_counter()
-    table = measure_networks(genotypes, macros, target, device, TimingProtocol(**p.protocol))
+    table = measure_networks(items, target, device_str, device, TimingProtocol(**p.protocol), reference)
 elapsed = time.perf_counter() - start  # recorded in the output: a cacheable rule has no benchmark
 write_parquet(
-    table, snakemake.output[0], metadata={"schema_version": 1, "device": device_str, "elapsed_s": elapsed}
+    table,
+    snakemake.output[0],
+    metadata={"schema_version": NETWORK_SCHEMA_VERSION, "device": device_str, "elapsed_s": elapsed},
 )
-log.info("%d networks timed on %s in %.1f s", len(table), device_str, elapsed)
+log.info(
+    "%d networks timed on %s in %.1f s; status %s; median disagreement of a label's two best visits %.1f%%",
+    len(table),
+    device_str,
+    elapsed,
+    table["status"].value_counts().to_dict(),
+    100 * table["uncertainty"].median(),
+)

@@ -1,13 +1,12 @@
-"""Snakemake adapter: whole networks, predicted from their cells against measured."""
+"""Snakemake adapter: whole networks, the plain sum of cells and the network model against measured."""
 
 from lenna.io import read_parquet
 from lenna.jobs import log_to_rule
-from lenna.report.figures import predicted_vs_measured
+from lenna.report.figures import plot_networks
 
 log = log_to_rule(snakemake)
-table = read_parquet(snakemake.input.predictions, ["network", "latency_ms", "predicted_ms"])
+columns = ["network", "split", "latency_ms", "predicted_ms", "predicted_sum_ms"]
+table = read_parquet(snakemake.input.predictions, columns)
 title = f"whole networks: {snakemake.wildcards.model} on {snakemake.wildcards.target}"
-predicted_vs_measured(
-    table["latency_ms"], table["predicted_ms"], table["network"], title, snakemake.output.scatter
-)
+plot_networks(table, title, snakemake.output.scatter)
 log.info("figure of %d networks", len(table))

@@ -18,7 +18,7 @@ if str(arch) not in table.index:
 predictor = load_predictor(Path(snakemake.input.model).parent)
 result = {
     "latency_ms": float(table.loc[str(arch), device["column"]]),
-    "predicted_latency_ms": predictor.predict_genotype(arch, None, device["batch_size"]),
+    "predicted_latency_ms": predictor.predict_network(arch, None, device["batch_size"]),
     "source": "table",
     "table": snakemake.input.table,
     "column": device["column"],

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from lenna.io import atomic_write
+from lenna.predictors.composition import NetworkModel, NetworkModelError
 from lenna.space import lenna_block, nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
@@ -76,6 +77,8 @@ class LatencyPredictor:
 
     description: dict
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    _network: NetworkModel | None = field(default=None, repr=False)
+    _network_error: str = field(default="", repr=False)
 
     # -- description -----------------------------------------------------------------------------
     @property
@@ -170,11 +173,11 @@ class LatencyPredictor:
         flat = probs.reshape(-1, probs.shape[-2] * probs.shape[-1]).expand(len(shapes), -1)
         return torch.cat([shape_part.to(probs.device), flat], dim=1)
 
-    def expected_network_latency(
+    def expected_cells_latency(
         self, alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor | None, macro: Macro, batch_size: int
     ) -> torch.Tensor:
         """Predicted latency (ms) of all cells of a network whose edges mix ops with
-        softmax(alpha) probabilities; differentiable in the alphas (each (n_edges, n_ops)).
+        softmax(alpha) probabilities, summed; differentiable in the alphas (each (n_edges, n_ops)).
         A NAS-Bench-201 network has one cell type: ``alpha_reduce`` is None. A network-unit
         predictor gives the latency of the network its table timed (the benchmark's, at the
         table's batch size) whatever ``macro`` and ``batch_size`` say."""
@@ -213,13 +216,13 @@ class LatencyPredictor:
             probs[e, self.op_names.index(op)] = 1.0
         return probs
 
-    def predict_genotype(
+    def predict_cells(
         self, genotype: Genotype | Arch | lenna_block.Arch, macro: Macro, batch_size: int
     ) -> float:
-        """Predicted latency (ms) of the cells of an architecture's network: a DARTS genotype, a
-        NAS-Bench-201 `Arch` or LENNA blocks (stem, head and NAS-Bench-201's reduction blocks
-        excluded); for a network-unit
-        predictor, of the whole network its table timed."""
+        """Predicted latency (ms) of the cells of an architecture's network, summed: a DARTS
+        genotype, a NAS-Bench-201 `Arch` or LENNA blocks (stem, head and NAS-Bench-201's
+        reduction blocks excluded); for a network-unit predictor, of the whole network its table
+        timed. `predict_network` gives the whole network."""
         if isinstance(genotype, Arch):
             if self.description["op_set"] != "nb201":
                 raise ValueError(
@@ -242,6 +245,39 @@ class LatencyPredictor:
                 probs_of, shapes = partial(self.genotype_probs, genotype), genotype.cell_shapes(macro)
             rows = [[*shape_vector(s, batch_size), *probs_of(s.reduction).ravel()] for s in shapes]
         return float(self.predict_features(np.array(rows)).sum())
+
+    # -- whole networks --------------------------------------------------------------------------
+    def network_model(self) -> NetworkModel:
+        """The network-level model fitted for this predictor (``network.json`` in its
+        directory, `lenna.predictors.composition`); an error naming the file without one."""
+        if self._network is None:
+            where = self.description.get("path", "this predictor")
+            raise PredictorError(
+                f"{where}: no network model (network.json): whole networks are predicted by the "
+                "network stage's model, fitted by the rule network_model"
+                + (f" ({self._network_error})" if self._network_error else "")
+            )
+        return self._network
+
+    def predict_network(self, arch, macro: Macro | None, batch_size: int) -> float:
+        """Predicted latency (ms) of the whole network of ``arch`` (a DARTS genotype, a
+        NAS-Bench-201 `Arch` or LENNA blocks) at ``macro`` and ``batch_size``: its cells'
+        prediction composed with the parts outside cells and the network's structure by the
+        network model. A network-unit predictor predicts the network its table timed."""
+        if self.unit == "network":
+            return self.predict_cells(arch, macro, batch_size)
+        return self.network_model().predict(self.predict_cells(arch, macro, batch_size), macro, batch_size)
+
+    def expected_network_latency(
+        self, alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor | None, macro: Macro, batch_size: int
+    ) -> torch.Tensor:
+        """`predict_network` of the network whose edges mix ops with softmax(alpha)
+        probabilities (the search's latency term), differentiable in the alphas."""
+        cells = self.expected_cells_latency(alpha_normal, alpha_reduce, macro, batch_size)
+        if self.unit == "network":
+            return cells
+        k, m = self.network_model().affine(macro, batch_size)
+        return k * cells + m
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, directory) -> None:
@@ -288,7 +324,22 @@ class LatencyPredictor:
             weights = {k: arrays[k].astype(np.float64) for k in arrays.files}
         predictor = cls({**description, "path": str(directory)}, weights)
         predictor._check(meta)
+        predictor._load_network(directory / "network.json")
         return predictor
+
+    def _load_network(self, path: Path) -> None:
+        """Attach the network model at ``path`` if there is one fitted for these weights."""
+        if not path.exists():
+            return
+        try:
+            network = NetworkModel.load(path)
+        except NetworkModelError as err:
+            self._network_error = str(err)
+            return
+        if network.description.get("predictor_weights_sha256") != self.description.get("weights_sha256"):
+            self._network_error = f"{path} was fitted for other weights than {self.description['path']}'s"
+            return
+        self._network = network
 
     def _check(self, meta) -> None:
         n = len(self.features)

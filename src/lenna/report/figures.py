@@ -316,6 +316,35 @@ def predicted_vs_measured(true_ms, pred_ms, labels, title: str, path) -> None:
     plt.close(fig)
 
 
+def plot_networks(table: pd.DataFrame, title: str, path) -> None:
+    """Whole networks, predicted against measured: left the plain sum of cells and parts, right
+    the network model, coloured by split (train and val fitted the model; test, held_out and
+    published did not); the share within ±10% of the networks no model saw in each title."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharex=True, sharey=True)
+    values = pd.concat([table["latency_ms"], table["predicted_sum_ms"], table["predicted_ms"]])
+    grid = np.linspace(float(values.min()), float(values.max()), 2)
+    unseen = table["split"].isin(["test", "held_out", "published"])
+    scored = table[unseen] if unseen.any() else table
+    for ax, column, name in (
+        (axes[0], "predicted_sum_ms", "plain sum"),
+        (axes[1], "predicted_ms", "network model"),
+    ):
+        ax.plot(grid, grid, color="black", lw=1, label="exact")
+        ax.fill_between(grid, grid * 0.9, grid * 1.1, color="grey", alpha=0.25, label="±10%")
+        for split, rows in table.groupby("split"):
+            ax.scatter(rows["latency_ms"], rows[column], s=12, alpha=0.8, label=f"{split} (n={len(rows)})")
+        within = float(((scored[column] / scored["latency_ms"] - 1).abs() <= 0.1).mean())
+        ax.set_title(f"{name}: {100 * within:.0f}% of {len(scored)} unseen within ±10%", fontsize=10)
+        ax.set_xlabel("measured latency (ms)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("predicted latency (ms)")
+    axes[0].legend(loc="upper left", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def relative_errors(true_ms, pred_ms, title: str, path) -> None:
     """Histogram of relative errors (pred - true) / true, with the +-5% and +-10% bounds."""
     rel = (np.asarray(pred_ms) - np.asarray(true_ms)) / np.asarray(true_ms)
@@ -366,11 +395,11 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
 def pareto_figure(table: pd.DataFrame, title: str):
     """Left: test accuracy (%) against measured latency, colour = lambda, marker = predictor
     model, the Pareto front as a step line. Right, where the networks have a prediction: their
-    predicted against measured latency, with the ±10% band (open markers: the prediction scaled by
-    the whole-network check's factor, where the table has it), so a latency target missed through
-    the predictor shows which lambdas and seeds it misses."""
+    predicted against measured latency, with the ±10% band (filled: the network model's
+    prediction; open: the plain sum of cells and parts, where the table has it), so a latency
+    target missed through the predictor shows which lambdas and seeds it misses."""
     scores = prediction_accuracy(table) or {}
-    has_prediction, calibrated = "predicted" in scores, "calibrated" in scores
+    has_prediction, plain = "predicted" in scores, "sum" in scores
     fig, axes = plt.subplots(1, 2 if has_prediction else 1, figsize=(12.4 if has_prediction else 7.6, 4.4))
     ax = axes[0] if has_prediction else axes
     lambdas = sorted(table["lambda"].unique())
@@ -388,9 +417,9 @@ def pareto_figure(table: pd.DataFrame, title: str):
                 )
                 if has_prediction:
                     axes[1].scatter(sel["latency_ms"], sel["predicted_latency_ms"], **style)
-                    if calibrated:
+                    if plain:
                         style.update(facecolor="none", edgecolor=cmap(k), linewidth=1.2)
-                        axes[1].scatter(sel["latency_ms"], sel["calibrated_latency_ms"], **style)
+                        axes[1].scatter(sel["latency_ms"], sel["predicted_sum_ms"], **style)
     front = table[table["on_front"]].sort_values("latency_ms")
     ax.step(
         front["latency_ms"], 100 * front["test_accuracy"], where="post", color="crimson", label="Pareto front"
@@ -407,9 +436,9 @@ def pareto_figure(table: pd.DataFrame, title: str):
         right.fill_between(line, 0.9 * line, 1.1 * line, color="grey", alpha=0.2, label="±10%")
         raw = scores["predicted"]
         text = f"prediction of the found networks: {_count(raw)} of {raw['n']} within ±10%"
-        if calibrated:
-            scaled = scores["calibrated"]
-            text += f"\n(open: scaled by the whole-network check's factor, {_count(scaled)} of {scaled['n']})"
+        if plain:
+            summed = scores["sum"]
+            text += f"\n(open: the plain sum of cells and parts, {_count(summed)} of {summed['n']})"
         right.set_xlabel("measured latency (ms)")
         right.set_ylabel("predicted latency (ms)")
         right.set_title(text, fontsize=10)

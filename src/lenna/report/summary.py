@@ -76,15 +76,14 @@ def _prediction(prediction: dict | None) -> str:
         return ""
     raw = prediction["predicted"]
     text = (
-        f" The predictor's latency of the found networks: {100 * raw['within_10pct']:.0f}% of {raw['n']} "
-        f"within ±10% of measured (median error {100 * raw['median_ape']:.1f}%)"
+        f" The predictor's whole-network latency of the found networks: {100 * raw['within_10pct']:.0f}% "
+        f"of {raw['n']} within ±10% of measured (median error {100 * raw['median_ape']:.1f}%)"
     )
-    if "calibrated" in prediction:
-        cal = prediction["calibrated"]
+    if "sum" in prediction:
+        plain = prediction["sum"]
         text += (
-            f"; scaled by the whole-network check's factor ({prediction['network_factor']:.3f}, measured / "
-            f"predicted of random networks of the same macro), {100 * cal['within_10pct']:.0f}% "
-            f"(median error {100 * cal['median_ape']:.1f}%)"
+            f"; the plain sum of their cells, stem and head: {100 * plain['within_10pct']:.0f}% "
+            f"(median error {100 * plain['median_ape']:.1f}%)"
         )
     return text + "."
 

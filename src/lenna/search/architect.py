@@ -4,9 +4,10 @@ The alpha step minimises, on a batch of the alpha half of the training data,
 
     CE(alpha batch) + latency_term(E[lat](alpha))
 
-where E[lat] is the frozen latency predictor's latency of every cell of the search network with
-op probabilities softmax(alpha) (`LatencyPredictor.expected_network_latency`), differentiable in
-alpha. Latency-term forms (``lam`` = lambda):
+where E[lat] is the frozen latency predictor's latency of the whole search network with op
+probabilities softmax(alpha): its cells composed with the parts outside cells by the network
+model (`LatencyPredictor.expected_network_latency`), differentiable in alpha. Latency-term
+forms (``lam`` = lambda):
 
 - ``additive``: ``lam * E[lat]`` (lambda in 1/ms);
 - ``relative``: ``lam * (E[lat] - ref) / ref`` (ProxylessNAS ``add#linear``);

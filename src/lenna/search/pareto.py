@@ -32,13 +32,9 @@ def on_front(accuracy, latency) -> np.ndarray:
 
 
 def pareto_table(rows: list[dict]) -> pd.DataFrame:
-    """One row per searched network, sorted, with `on_front`; where a row has the predictor's
-    ``network_factor`` (`lenna.predictors.network_check.network_factor`), also its prediction
-    scaled by it, ``calibrated_latency_ms``."""
+    """One row per searched network, sorted, with `on_front`."""
     table = pd.DataFrame(rows)
     table = table.sort_values(["model", "lambda", "seed"], ignore_index=True)
-    if "network_factor" in table:
-        table["calibrated_latency_ms"] = table["predicted_latency_ms"] * table["network_factor"]
     table["on_front"] = on_front(table["test_accuracy"], table["latency_ms"])
     return table[PARETO_COLUMNS + [c for c in table.columns if c not in PARETO_COLUMNS]]
 
@@ -79,12 +75,13 @@ def _none_if_nan(value) -> float | None:
 
 def prediction_accuracy(group: pd.DataFrame) -> dict | None:
     """How well the search's predictor foresaw the measured latency of the networks it found:
-    their number, the share within ±10% and the median |predicted / measured - 1|, of the
-    prediction and (where the table has it) of the prediction scaled by the whole-network
-    check's factor. None when no network has a prediction (a device-table target)."""
+    their number, the share within ±10% and the median |predicted / measured - 1|, of the whole
+    network's prediction (``predicted``: `LatencyPredictor.predict_network`) and, where the table
+    has it, of the plain sum of cells and parts (``sum``). None when no network has a prediction
+    (a device-table target)."""
     measured = group["latency_ms"]
     out = {}
-    for key, column in (("predicted", "predicted_latency_ms"), ("calibrated", "calibrated_latency_ms")):
+    for key, column in (("predicted", "predicted_latency_ms"), ("sum", "predicted_sum_ms")):
         if column not in group or group[column].isna().all():
             continue
         error = (group[column] / measured - 1).abs().dropna()
@@ -93,8 +90,6 @@ def prediction_accuracy(group: pd.DataFrame) -> dict | None:
             "within_10pct": float((error <= 0.1).mean()),
             "median_ape": float(error.median()),
         }
-    if "calibrated" in out:
-        out["network_factor"] = float(group["network_factor"].median())
     return out or None
 
 

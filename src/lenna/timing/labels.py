@@ -316,6 +316,42 @@ class _ReferenceClock:
         }
 
 
+def visit_in_rounds(timings: list[SpecTiming], visit_one, clock: _ReferenceClock, protocol) -> dict:
+    """Visit every item in ``protocol.rounds`` rounds (``visit_one(i)`` times item i once more;
+    an item is visited in the rounds its `SpecTiming.planned_visits` asks for), the reference
+    cell ticking at the start of every round and every ``reference_every`` items; then re-time
+    the items whose two best visits disagree by more than ``retime_tolerance``, in up to
+    ``retime_rounds`` further rounds within ``retime_budget_s`` seconds. Returns the re-timing's
+    seconds and rounds run. Cells (`label_specs`) and whole networks
+    (`lenna.timing.networks.label_networks`) are timed by this one protocol."""
+
+    def visit_all(indices, deadline: float = float("inf")) -> None:
+        for n, i in enumerate(indices):
+            if time.perf_counter() > deadline:
+                return
+            if n % protocol.reference_every == 0:
+                clock.tick()
+            if not timings[i].error:
+                visit_one(i)
+            if n % 50 == 49:
+                gc.collect()
+
+    for round_ in range(protocol.rounds):
+        visit_all([i for i, t in enumerate(timings) if round_ < t.planned_visits(protocol)])
+    start, rounds_run = time.perf_counter(), 0
+    for _ in range(protocol.retime_rounds):
+        unstable = [
+            i
+            for i, t in enumerate(timings)
+            if not t.error and t.uncertainty(protocol) > protocol.retime_tolerance
+        ]
+        if not unstable or time.perf_counter() - start >= protocol.retime_budget_s:
+            break
+        visit_all(unstable, deadline=start + protocol.retime_budget_s)
+        rounds_run += 1
+    return {"retime_s": time.perf_counter() - start, "retime_rounds_run": rounds_run}
+
+
 def label_specs(
     specs: pd.DataFrame,
     target: Target,
@@ -351,34 +387,11 @@ def label_specs(
     clock = _ReferenceClock(
         reference or spec_shape(first), op_set(first["op_set"]), int(first["steps"]), target, device, protocol
     )
-
-    def visit_all(indices, deadline: float = float("inf")) -> None:
-        for n, i in enumerate(indices):
-            if time.perf_counter() > deadline:
-                return
-            if n % protocol.reference_every == 0:
-                clock.tick()
-            if not timings[i].error:
-                visit(records[i], timings[i], target, device, protocol)
-            if n % 50 == 49:
-                gc.collect()
-
-    for round_ in range(protocol.rounds):
-        visit_all([i for i, t in enumerate(timings) if round_ < t.planned_visits(protocol)])
-    start, rounds_run = time.perf_counter(), 0
-    for _ in range(protocol.retime_rounds):
-        unstable = [
-            i
-            for i, t in enumerate(timings)
-            if not t.error and t.uncertainty(protocol) > protocol.retime_tolerance
-        ]
-        if not unstable or time.perf_counter() - start >= protocol.retime_budget_s:
-            break
-        visit_all(unstable, deadline=start + protocol.retime_budget_s)
-        rounds_run += 1
-    retime_s = time.perf_counter() - start
+    retime = visit_in_rounds(
+        timings, lambda i: visit(records[i], timings[i], target, device, protocol), clock, protocol
+    )
     labels = [t.label(protocol, op_set(row["op_set"])) for t, row in zip(timings, records, strict=True)]
-    return labels, {**clock.summary(), "retime_s": retime_s, "retime_rounds_run": rounds_run}
+    return labels, {**clock.summary(), **retime}
 
 
 def measure_specs(

@@ -1,27 +1,52 @@
-"""Whole networks of random architectures, timed on the target's device.
+"""Whole networks as data: random and published architectures, timed by the cells' protocol.
 
-The whole-network check compares these timings with the sum of the networks' predicted cell
-latencies plus the parts no cell predictor covers, timed here on their own
-(`lenna.predictors.network_check`): the stem, the head and, in NAS-Bench-201, the residual
-reduction blocks between the stages.
+A network stage times whole networks of the space, each at several macro settings, so that a
+network-level model (`lenna.predictors.composition`) can learn what a network spends beyond the
+sum of its cells. `network_plan` lists them: random architectures at every macro setting of the
+config's ranges (the search and final networks among them) and at an optional held-out macro
+used only for scoring, plus the published architectures of the space at the search and final
+macros. `label_networks` times them as the cells are timed (`lenna.timing.labels`): visits in
+rounds spread over the job, the job's reference cell, re-timing of networks whose visits
+disagree. Each visit also times the parts of the network that are not searched cells (the stem,
+the head and, in NAS-Bench-201, the residual reduction blocks), so that the network model can
+predict them without a device.
 """
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import torch
 
+from lenna.space import genotype as darts_genotypes
 from lenna.space import lenna_block, nb201
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
-from lenna.space.network import Macro
+from lenna.space.network import Macro, network_macro
 from lenna.space.ops import NONE, op_set
-from lenna.space.spaces import get_space
+from lenna.space.spaces import Space, get_space
 from lenna.timing.devices import Target
-from lenna.timing.protocol import timed_ms
+from lenna.timing.interference import CpuMeter
+from lenna.timing.labels import (
+    SpecTiming,
+    _out_of_memory_as_failure,
+    _OutOfMemory,
+    _ReferenceClock,
+    provenance,
+    visit_in_rounds,
+)
+from lenna.timing.protocol import TimingProtocol, label_of, timed_round
+
+NETWORK_SCHEMA_VERSION = 2
+
+# The parts of a network outside its searched cells, timed at every visit.
+PARTS = ("stem", "head", "blocks")
 
 
 def random_architecture(rng: np.random.Generator, op_set_name: str, steps: int):
@@ -44,6 +69,15 @@ def architecture_text(arch) -> str:
     return json.dumps(arch.to_dict(), sort_keys=True)
 
 
+def read_architecture(text: str):
+    """An architecture as `architecture_text` stored it."""
+    if text.lstrip().startswith("|"):
+        return Arch.parse(text)
+    if text.lstrip().startswith("normal="):
+        return lenna_block.Arch.parse(text)
+    return Genotype.from_dict(json.loads(text))
+
+
 def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> Genotype:
     """A derived-style genotype: per node two distinct inputs, each with a non-none op."""
     ops = [op for op in op_set(op_set_name) if op != NONE]
@@ -59,6 +93,93 @@ def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> G
     return Genotype(normal=cell(), normal_concat=concat, reduce=cell(), reduce_concat=concat)
 
 
+def published_architectures(space: Space) -> dict:
+    """The published architectures of a space that its predictors can express: DARTS's and
+    PC-DARTS's genotypes (the DARTS op set with 4 nodes), NAS-Bench-201's best CIFAR-10 cell.
+    LENNA's space has none; its found blocks are scored with the sweep."""
+    if space.name == "darts" and space.op_set == "darts" and space.steps == 4:
+        return dict(darts_genotypes.PUBLISHED)
+    if space.name == "nb201":
+        return {"NB201_BEST_CIFAR10": Arch.parse(nb201.BEST_CIFAR10)}
+    return {}
+
+
+# -- which networks --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NetworkItem:
+    """One network to time: an architecture at a macro. ``group`` says what it is for:
+    ``random`` (fitting and scoring by its split), ``held_out`` (a random architecture at the
+    macro no model is fitted on) or ``published``."""
+
+    name: str
+    arch: object
+    macro_name: str
+    macro: Macro
+    group: str
+
+
+def macro_name(macro: Macro, config_macro: dict) -> str:
+    """``search`` / ``final`` for the config's networks, else ``C{channels}-L{layers}-S{pixels}``."""
+    for name in ("search", "final"):
+        if all(config_macro[name][k] == getattr(macro, k) for k in ("init_channels", "layers", "input_size")):
+            return name
+    return f"C{macro.init_channels}-L{macro.layers}-S{macro.input_size}"
+
+
+def _macro(config_macro: dict, init_channels: int, layers: int, input_size: int) -> Macro:
+    common = {k: config_macro[k] for k in ("input_channels", "num_classes", "stem_multiplier")}
+    return Macro(init_channels=init_channels, layers=layers, input_size=input_size, **common)
+
+
+def held_out_macro(config_macro: dict, held_out: dict) -> Macro:
+    """The `Macro` of the config's ``networks.held_out_macro``."""
+    return _macro(config_macro, held_out["init_channels"], held_out["layers"], held_out["input_size"])
+
+
+def fit_macros(config_macro: dict) -> list[Macro]:
+    """Every macro setting of the config's ranges (channels x cells x pixels): the networks the
+    network model is fitted on, the search and final networks among them."""
+    return [
+        _macro(config_macro, c, n, s)
+        for c, n, s in itertools.product(
+            config_macro["init_channels"], config_macro["layers"], config_macro["input_size"]
+        )
+    ]
+
+
+def covered(space: Space, macro: Macro, config_macro: dict) -> bool:
+    """Whether every cell of a network at ``macro`` has a shape the spec sampling covers (the
+    shapes of the networks of the config's ranges), so that the cell predictors hold there."""
+    shapes = {s for m in fit_macros(config_macro) for s in space.cell_shapes(m)}
+    return set(space.cell_shapes(macro)) <= shapes
+
+
+def network_plan(space: Space, config_macro: dict, settings: dict) -> list[NetworkItem]:
+    """The networks of the network stage (config section ``networks``): ``n_architectures``
+    random architectures (seeded by ``seed``) at every `fit_macros` setting and at
+    ``held_out_macro`` (optional), and the `published_architectures` at the search and final
+    macros."""
+    rng = np.random.default_rng(settings["seed"])
+    archs = [random_architecture(rng, space.op_set, space.steps) for _ in range(settings["n_architectures"])]
+    macros = [(macro_name(m, config_macro), m, "random") for m in fit_macros(config_macro)]
+    held_out = settings.get("held_out_macro")
+    if held_out:
+        macros.append(("held_out", held_out_macro(config_macro, held_out), "held_out"))
+    items = [
+        NetworkItem(f"random-{k}", arch, name, macro, group)
+        for name, macro, group in macros
+        for k, arch in enumerate(archs)
+    ]
+    named = {Macro(**network_macro(config_macro, name)): name for name in ("final", "search")}
+    for macro, name in named.items():  # each macro once where search and final are one network
+        items += [
+            NetworkItem(title, arch, name, macro, "published")
+            for title, arch in published_architectures(space).items()
+        ]
+    return items
+
+
+# -- the parts of a network ------------------------------------------------------------------------
 class _Head(torch.nn.Module):
     def __init__(self, net):
         super().__init__()
@@ -69,52 +190,143 @@ class _Head(torch.nn.Module):
         return self.classifier(self.pool(self.lastact(x)).flatten(1))
 
 
-def _fixed_parts(net, x: torch.Tensor, protocol) -> dict[str, float]:
-    """Run the network layer by layer and time the parts that are not searched cells."""
-    stem_out = net.stem(x)
-    blocks_ms = 0.0
-    if isinstance(net, NB201Network):
-        h = stem_out
-        for layer in net.layers:
-            if isinstance(layer, ResNetBasicBlock):
-                blocks_ms += timed_ms(layer, (h,), protocol)
-            h = layer(h)
-    elif isinstance(net, lenna_block.LennaNetwork):
-        h = stem_out
-        for cell in net.cells:
-            h = cell(h)
-    else:
-        s0 = h = stem_out
-        for cell in net.cells:
-            s0, h = h, cell(s0, h)
-    return {
-        "stem_ms": timed_ms(net.stem, (x,), protocol),
-        "head_ms": timed_ms(_Head(net), (h,), protocol),
-        "blocks_ms": blocks_ms,
-    }
+def network_parts(net, x: torch.Tensor) -> dict[str, list[tuple[torch.nn.Module, torch.Tensor]]]:
+    """The modules of a network that are not searched cells, each with the input it gets inside
+    the network: the stem, the head (last activation, pooling, classifier) and NAS-Bench-201's
+    residual reduction blocks (empty elsewhere)."""
+    with torch.inference_mode():
+        h = stem_out = net.stem(x)
+        blocks = []
+        if isinstance(net, NB201Network):
+            for layer in net.layers:
+                if isinstance(layer, ResNetBasicBlock):
+                    blocks.append((layer, h))
+                h = layer(h)
+        elif isinstance(net, lenna_block.LennaNetwork):
+            for cell in net.cells:
+                h = cell(h)
+        else:
+            s0 = stem_out
+            for cell in net.cells:
+                s0, h = h, cell(s0, h)
+    return {"stem": [(net.stem, x)], "head": [(_Head(net), h)], "blocks": blocks}
+
+
+class NetworkTiming(SpecTiming):
+    """A network's passes visit by visit (a discrete label), and those of its parts."""
+
+    def __init__(self):
+        super().__init__("discrete")
+        self.parts: dict[str, list[np.ndarray]] = {part: [] for part in PARTS}
+
+    def part_labels(self, protocol: TimingProtocol) -> dict[str, float]:
+        """Each part's label (ms): per module `label_of` its passes pooled over the visits, summed
+        over the part's modules (0 for a part the network does not have)."""
+        out = {}
+        for part, visits in self.parts.items():
+            pooled = np.concatenate(visits, axis=1) if visits else np.empty((0, 0))  # (modules, passes)
+            out[f"{part}_ms"] = float(sum(label_of(runs, protocol) for runs in pooled))
+        return out
+
+
+class _Built:
+    """A network on the device with its input and parts, built once per job."""
+
+    def __init__(self, item: NetworkItem, target: Target, device: torch.device, seed: int):
+        self.net = target.place(item.arch.network(item.macro), device)
+        size = (target.batch_size, item.macro.input_channels, item.macro.input_size, item.macro.input_size)
+        self.x = target.input(torch.randn(*size, generator=torch.Generator().manual_seed(seed)), device)
+        self.parts = network_parts(self.net, self.x)
+
+
+def _visit_network(built: _Built, timing: NetworkTiming, protocol: TimingProtocol) -> None:
+    with torch.inference_mode():
+        timing.visits.append(timed_round(built.net, (built.x,), protocol))
+        for part, modules in built.parts.items():
+            passes = [timed_round(module, (h,), protocol) for module, h in modules]
+            timing.parts[part].append(np.array(passes).reshape(len(modules), protocol.repeats))
+
+
+def label_networks(
+    items: list[NetworkItem],
+    target: Target,
+    device: torch.device,
+    protocol: TimingProtocol,
+    reference,
+) -> tuple[list[dict], dict]:
+    """One label per network (`NetworkItem`), in order, with its parts' labels, and the job's
+    reference timing and re-timing: the cells' protocol (`visit_in_rounds`), the reference cell
+    at shape ``reference`` (the cell jobs' reference, so that the labels calibrate alike).
+    A network the device cannot hold is labelled ``failed``."""
+    timings = [NetworkTiming() for _ in items]
+    built: dict[int, _Built] = {}
+
+    def visit_one(i: int) -> None:
+        try:
+            with _out_of_memory_as_failure(device):
+                if i not in built:
+                    built[i] = _Built(items[i], target, device, seed=i)
+                _visit_network(built[i], timings[i], protocol)
+        except _OutOfMemory as err:
+            timings[i].error = str(err)
+            built.pop(i, None)
+
+    clock = _ReferenceClock(reference.shape, reference.op_names, reference.steps, target, device, protocol)
+    retime = visit_in_rounds(timings, visit_one, clock, protocol)
+    labels = []
+    for timing in timings:
+        label = timing.label(protocol, ())
+        label.pop("gates")
+        label.pop("n_resets")
+        label.pop("converged")
+        parts = timing.part_labels(protocol) if not timing.error else {f"{p}_ms": float("nan") for p in PARTS}
+        labels.append({**label, **parts})
+    return labels, {**clock.summary(), **retime}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference cell of a timing job: its shape, and the op set and nodes of the space."""
+
+    shape: object
+    op_names: tuple
+    steps: int
 
 
 def measure_networks(
-    genotypes: list, macros: dict[str, Macro], target: Target, device: torch.device, protocol
+    items: list[NetworkItem],
+    target: Target,
+    device_str: str,
+    device: torch.device,
+    protocol: TimingProtocol,
+    reference: Reference,
 ) -> pd.DataFrame:
-    """Measured latency (ms) of every architecture's network (a `Genotype` or a NAS-Bench-201
-    `Arch`) at every named macro setting, with the parts that are not cells timed alone
-    (`_fixed_parts`). Networks are timed in eval mode at the target's batch size."""
+    """Rows of `label_networks` with each network's architecture, macro and group, the job's
+    reference timing, what else ran meanwhile, and provenance (as the cells' rows have)."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # a collection during a timed pass is noise, not latency
+    meter = CpuMeter()
+    try:
+        labels, clock = label_networks(items, target, device, protocol, reference)
+    finally:
+        if was_enabled:
+            gc.enable()
+    clock = {**clock, **meter.summary()}
+    prov = provenance(target, device_str, device)
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
-    for name, macro in macros.items():
-        for k, genotype in enumerate(genotypes):
-            net = target.place(genotype.network(macro), device)
-            size = (target.batch_size, macro.input_channels, macro.input_size, macro.input_size)
-            x = target.input(torch.randn(*size, generator=torch.Generator().manual_seed(k)), device)
-            with torch.inference_mode():
-                row = {
-                    "network": name,
-                    "genotype_index": k,
-                    "genotype": architecture_text(genotype),
-                    **{f"macro_{f}": v for f, v in macro.__dict__.items()},
-                    "batch_size": target.batch_size,
-                    "latency_ms": timed_ms(net, (x,), protocol),
-                    **_fixed_parts(net, x, protocol),
-                }
-            rows.append(row)
+    for item, label in zip(items, labels, strict=True):
+        rows.append(
+            {
+                "name": item.name,
+                "group": item.group,
+                "network": item.macro_name,
+                "genotype": architecture_text(item.arch),
+                **{f"macro_{f}": v for f, v in item.macro.__dict__.items()},
+                **label,
+                **clock,
+                **prov,
+                "measured_at": measured_at,
+            }
+        )
     return pd.DataFrame(rows)

@@ -1,0 +1,435 @@
+"""Whole networks from their cells: the network-level model of a predictor.
+
+A network spends more than the sum of its cells timed alone: the stem, the head and, in
+NAS-Bench-201, the residual reduction blocks, and between and around its cells the work that
+a cell timed on its own does not see (tensors handed from cell to cell, caches, the framework's
+per-module overhead). `fit_network_model` learns that from whole networks timed by the cells'
+protocol (`lenna.timing.networks`): the parts outside cells, each a linear function of its
+multiply-accumulates (from their timings, so no device is needed later), and a composition of
+the cells' predicted latency ``c``, the parts' ``p`` and the network's structure:
+
+- ``sum``: ``c + p``, the plain sum;
+- ``affine``: ``a (c + p) + b``, a calibrated composition (scale and offset);
+- ``overhead``: ``a c + p + o n_cells + r n_reductions + b``, an overhead per cell and per
+  reduction;
+- ``features``: a ridge regression on network-level features (``c``, ``p``, cells, reductions,
+  channels, pixels and the activations the cells hand on).
+
+Every candidate is fitted for relative error on the training networks and the one with the
+lowest mean relative error on the validation networks is kept. All are affine in ``c``
+(`NetworkModel.affine`), so the search's expected latency stays differentiable in the alphas.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lenna.io import atomic_write
+from lenna.space.network import Macro
+from lenna.space.spaces import Space, get_space
+
+FORMAT = "lenna-network-model"
+FORMAT_VERSION = 1
+CANDIDATES = ("sum", "affine", "overhead", "features")
+PARTS = ("stem", "head", "blocks")
+RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+class NetworkModelError(ValueError):
+    """A network table or network model that cannot be used; the message names the file."""
+
+
+# -- what a network is made of ---------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def part_macs(space: Space, macro: Macro) -> dict[str, float]:
+    """Multiply-accumulates of each part outside cells (`lenna.timing.networks.network_parts`)
+    of a network at ``macro`` for one input: convolutions and linear layers, plus one per output
+    element of every other layer (normalisation, activation, pooling)."""
+    from lenna.timing.networks import network_parts, random_architecture
+
+    arch = random_architecture(np.random.default_rng(0), space.op_set, space.steps)
+    net = arch.network(macro).eval()
+    x = torch.zeros(1, macro.input_channels, macro.input_size, macro.input_size)
+    out = {}
+    for part, modules in network_parts(net, x).items():
+        total = 0.0
+        for module, h in modules:
+            total += _module_macs(module, h)
+        out[part] = total
+    return out
+
+
+def _module_macs(module: torch.nn.Module, x: torch.Tensor) -> float:
+    counts = []
+
+    def hook(layer, _inputs, output):
+        if isinstance(layer, torch.nn.Conv2d):
+            k = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
+            counts.append(output.numel() * k)
+        elif isinstance(layer, torch.nn.Linear):
+            counts.append(layer.in_features * layer.out_features)
+        elif not list(layer.children()):
+            counts.append(output.numel())
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    try:
+        with torch.inference_mode():
+            module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return float(sum(counts))
+
+
+def structure(space: Space, macro: Macro) -> dict[str, float]:
+    """Network-level features of a network at ``macro`` that do not depend on its cells' ops."""
+    shapes = space.cell_shapes(macro)
+    reductions = sum(s.reduction for s in shapes) if space.name != "nb201" else 2
+    return {
+        "n_cells": float(len(shapes)),
+        "n_reductions": float(reductions),
+        "init_channels": float(macro.init_channels),
+        "pixels": float(macro.input_size**2),
+        # What the cells hand on to each other: their output activations, in millions.
+        "activations": sum(s.c * s.height * s.width for s in shapes) / 1e6,
+    }
+
+
+def macro_of_row(row) -> Macro:
+    return Macro(**{k[6:]: int(row[k]) for k in row.index if k.startswith("macro_")})
+
+
+# -- the model ---------------------------------------------------------------------------------------
+FEATURES = ("cells_ms", "parts_ms", "n_cells", "n_reductions", "init_channels", "pixels", "activations")
+
+
+@dataclass
+class NetworkModel:
+    """A fitted network-level model (``network.json`` beside a predictor's files)."""
+
+    description: dict
+
+    @property
+    def chosen(self) -> str:
+        return self.description["chosen"]
+
+    @property
+    def space(self) -> Space:
+        d = self.description
+        return get_space(d["op_set"], d["steps"])
+
+    def parts_ms(self, macro: Macro) -> dict[str, float]:
+        """Predicted latency (ms) of each part outside cells of a network at ``macro``."""
+        macs = part_macs(self.space, macro)
+        out = {}
+        for part in PARTS:
+            fit = self.description["parts"][part]
+            out[part] = max(0.0, fit["coef"] * macs[part] + fit["intercept"]) if macs[part] else 0.0
+        return out
+
+    def affine(self, macro: Macro, batch_size: int) -> tuple[float, float]:
+        """``(k, m)``: the network's latency (ms) is ``k * cells_ms + m`` at ``macro``."""
+        if batch_size != self.description["batch_size"]:
+            raise NetworkModelError(
+                f"{self.description.get('path', 'network model')}: fitted on networks at batch size "
+                f"{self.description['batch_size']}, asked for {batch_size}"
+            )
+        parts = sum(self.parts_ms(macro).values())
+        x = {"parts_ms": parts, **structure(self.space, macro)}
+        return _affine(self.chosen, self.description["candidates"][self.chosen]["params"], x)
+
+    def predict(self, cells_ms: float, macro: Macro, batch_size: int) -> float:
+        k, m = self.affine(macro, batch_size)
+        return float(k * cells_ms + m)
+
+    def save(self, path) -> None:
+        text = json.dumps(
+            {k: v for k, v in self.description.items() if k != "path"}, indent=1, sort_keys=True
+        )
+        atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+
+    @classmethod
+    def load(cls, path) -> NetworkModel:
+        path = Path(path)
+        try:
+            description = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NetworkModelError(f"{path}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise NetworkModelError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(description, dict) or description.get("format") != FORMAT:
+            raise NetworkModelError(f"{path}: not a {FORMAT} description")
+        if description.get("format_version", 0) > FORMAT_VERSION:
+            raise NetworkModelError(f"{path}: format version {description['format_version']} is too new")
+        if description.get("chosen") not in description.get("candidates", {}):
+            raise NetworkModelError(f"{path}: chosen model {description.get('chosen')!r} has no parameters")
+        return cls({**description, "path": str(path)})
+
+
+def _affine(kind: str, params: dict, x: dict) -> tuple[float, float]:
+    """``(k, m)`` of candidate ``kind`` with ``params`` at structure ``x`` (without cells_ms)."""
+    if kind == "sum":
+        return 1.0, x["parts_ms"]
+    if kind == "affine":
+        return params["a"], params["a"] * x["parts_ms"] + params["b"]
+    if kind == "overhead":
+        m = x["parts_ms"] + params["o"] * x["n_cells"] + params["r"] * x["n_reductions"] + params["b"]
+        return params["a"], m
+    w = params["weights"]
+    m = params["intercept"] + sum(w[f] * x[f] for f in FEATURES if f != "cells_ms")
+    return w["cells_ms"], m
+
+
+# -- the network dataset -----------------------------------------------------------------------------
+def network_dataset(
+    measured: pd.DataFrame, nominal_reference_ms: float, calibrate: bool, fractions: dict[str, float], path
+) -> tuple[pd.DataFrame, dict]:
+    """The timed networks as a dataset: failed and unstable ones left out (and counted), labels
+    and parts calibrated as the cells' are (`lenna.datasets.merge_latency`: scaled by the cell
+    jobs' median reference timing over this job's), and a split: random networks at the fitting
+    macros by a hash of architecture and macro (train / val / test in ``fractions``), the others
+    by their group (``held_out``, ``published``)."""
+    from lenna.datasets import split_of
+
+    needed = ["name", "group", "network", "genotype", "status", "latency_ms", "reference_ms", "batch_size"]
+    missing = [c for c in needed + [f"{p}_ms" for p in PARTS] if c not in measured.columns]
+    if missing:
+        raise NetworkModelError(f"{path}: not a table of timed networks: lacks column(s) {missing}")
+    if not np.isfinite(nominal_reference_ms) or nominal_reference_ms <= 0:
+        raise NetworkModelError(f"{path}: the cell jobs' reference timing is {nominal_reference_ms}")
+    table = measured[measured["status"] == "ok"].copy()
+    table["speed_factor"] = table["reference_ms"] / nominal_reference_ms if calibrate else 1.0
+    table["latency_ms_raw"] = table["latency_ms"]
+    for column in ["latency_ms", *(f"{p}_ms" for p in PARTS)]:
+        table[column] = table[column] / table["speed_factor"]
+    macro = [c for c in table.columns if c.startswith("macro_")]
+    keys = table["genotype"] + "@" + table[macro].astype(str).agg(",".join, axis=1)
+    hashed = keys.map(lambda k: hashlib.sha256(k.encode()).hexdigest()[:16])
+    table["split"] = np.where(
+        table["group"] == "random", hashed.map(lambda h: split_of(h, fractions)), table["group"]
+    )
+    summary = {
+        "n_timed": int(len(measured)),
+        "n_ok": int(len(table)),
+        "n_unstable": int((measured["status"] == "unstable").sum()),
+        "n_failed": int((measured["status"] == "failed").sum()),
+        "noise_floor": float(measured["uncertainty"].median()) if "uncertainty" in measured else float("nan"),
+        "speed_factor": float(table["speed_factor"].median()) if len(table) else float("nan"),
+        "by_split": {str(k): int(v) for k, v in table["split"].value_counts().sort_index().items()},
+    }
+    return table.reset_index(drop=True), summary
+
+
+# -- fitting -----------------------------------------------------------------------------------------
+NETWORK_COLUMNS = [
+    "name",
+    "group",
+    "split",
+    "network",
+    "genotype",
+    "latency_ms",
+    "batch_size",
+    *(f"{p}_ms" for p in PARTS),
+]
+
+
+def check_network_table(table: pd.DataFrame, path) -> None:
+    """A network table (`lenna.timing.networks` rows, merged) fit for the model: the columns,
+    positive finite labels, training networks; else an error naming ``path``."""
+    missing = [c for c in NETWORK_COLUMNS if c not in table.columns]
+    macro = [c for c in table.columns if c.startswith("macro_")]
+    if missing or not macro:
+        raise NetworkModelError(f"{path}: not a network table: lacks column(s) {missing or ['macro_*']}")
+    bad = ~(np.isfinite(table["latency_ms"]) & (table["latency_ms"] > 0))
+    if bad.any():
+        raise NetworkModelError(
+            f"{path}: {int(bad.sum())} network(s) with a non-positive or missing latency_ms "
+            f"(first: {table.loc[bad, 'name'].iloc[0]} at {table.loc[bad, 'network'].iloc[0]})"
+        )
+    if not (table["split"] == "train").any():
+        raise NetworkModelError(f"{path}: no training networks (split 'train') to fit a network model on")
+
+
+def network_inputs(table: pd.DataFrame, predictor, space: Space) -> pd.DataFrame:
+    """Per network: the cells' predicted latency and the structure features."""
+    from lenna.timing.networks import read_architecture
+
+    rows = []
+    for _, row in table.iterrows():
+        macro = macro_of_row(row)
+        cells = predictor.predict_cells(read_architecture(row["genotype"]), macro, int(row["batch_size"]))
+        rows.append({"cells_ms": cells, **structure(space, macro), **part_macs(space, macro)})
+    return pd.DataFrame(rows, index=table.index)
+
+
+def fit_parts(table: pd.DataFrame, inputs: pd.DataFrame) -> dict:
+    """Each part's latency as ``coef * macs + intercept``, fitted for relative error over the
+    training networks' macros (the median of the part's labels per macro); a constant where
+    the training networks have fewer than two macros of different size."""
+    out = {}
+    for part in PARTS:
+        frame = pd.DataFrame({"macs": inputs[part], "ms": table[f"{part}_ms"]})[table["split"] == "train"]
+        frame = frame[frame["macs"] > 0]
+        per_macro = frame.groupby("macs")["ms"].median()
+        if len(per_macro) >= 2:
+            x = np.stack([per_macro.index.to_numpy(float), np.ones(len(per_macro))], axis=1)
+            w = 1 / per_macro.to_numpy()
+            coef, intercept = np.linalg.lstsq(x * w[:, None], per_macro.to_numpy() * w, rcond=None)[0]
+        else:
+            coef, intercept = 0.0, float(per_macro.mean()) if len(per_macro) else 0.0
+        out[part] = {
+            "coef": float(coef),
+            "intercept": float(intercept),
+            "timed_ms": {str(int(k)): float(v) for k, v in per_macro.items()},
+        }
+    return out
+
+
+def _relative_lstsq(x: np.ndarray, y: np.ndarray, offset: np.ndarray, alpha: float = 0.0) -> np.ndarray:
+    """Least squares of ``x @ w + offset ~ y`` in relative error, with a ridge ``alpha`` on the
+    standardised columns (none on a constant column)."""
+    w = 1 / y
+    a, b = x * w[:, None], (y - offset) * w
+    scale = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    a = a / scale
+    penalty = alpha * len(y) * np.diag((x.std(axis=0) > 0).astype(float))
+    coef = np.linalg.solve(a.T @ a + penalty + 1e-12 * np.eye(a.shape[1]), a.T @ b)
+    return coef / scale
+
+
+def fit_candidate(kind: str, x: pd.DataFrame, y: np.ndarray, alpha: float = 0.0) -> dict:
+    """Parameters of candidate ``kind`` fitted on inputs ``x`` (`FEATURES` columns) and labels."""
+    c, p = x["cells_ms"].to_numpy(), x["parts_ms"].to_numpy()
+    ones = np.ones(len(y))
+    if kind == "sum":
+        return {}
+    if kind == "affine":
+        a, b = _relative_lstsq(np.stack([c + p, ones], 1), y, 0 * y)
+        return {"a": float(a), "b": float(b)}
+    if kind == "overhead":
+        cols = np.stack([c, x["n_cells"].to_numpy(), x["n_reductions"].to_numpy(), ones], 1)
+        a, o, r, b = _relative_lstsq(cols, y, p)
+        return {"a": float(a), "o": float(o), "r": float(r), "b": float(b)}
+    cols = np.stack([x[f].to_numpy() for f in FEATURES] + [ones], 1)
+    coef = _relative_lstsq(cols, y, 0 * y, alpha)
+    return {
+        "weights": {f: float(v) for f, v in zip(FEATURES, coef[:-1], strict=True)},
+        "intercept": float(coef[-1]),
+        "alpha": alpha,
+    }
+
+
+def predict_rows(kind: str, params: dict, x: pd.DataFrame) -> np.ndarray:
+    out = []
+    for _, row in x.iterrows():
+        k, m = _affine(kind, params, row.to_dict())
+        out.append(k * row["cells_ms"] + m)
+    return np.array(out)
+
+
+def _score(y: np.ndarray, pred: np.ndarray) -> dict:
+    rel = np.abs(pred / y - 1)
+    return {"mean_ape": float(rel.mean()), "within_10pct": float((rel <= 0.1).mean()), "n": int(len(y))}
+
+
+def fit_network_model(
+    table: pd.DataFrame, predictor, path="network table"
+) -> tuple[NetworkModel, pd.DataFrame]:
+    """Fit the parts and every candidate on the training networks of ``table`` (merged rows of
+    `lenna.timing.networks.measure_networks` with a ``split``), keep the candidate of the lowest
+    validation mean relative error (training error where no network is in ``val``), and return
+    the model with the inputs of every network."""
+    check_network_table(table, path)
+    if table["batch_size"].nunique() != 1:
+        raise NetworkModelError(
+            f"{path}: networks at several batch sizes {sorted(table['batch_size'].unique())}"
+        )
+    space = get_space(predictor.description["op_set"], predictor.steps)
+    inputs = network_inputs(table, predictor, space)
+    parts = fit_parts(table, inputs)
+    draft = NetworkModel({"op_set": space.op_set, "steps": space.steps, "parts": parts})
+    inputs["parts_ms"] = [sum(draft.parts_ms(macro_of_row(row)).values()) for _, row in table.iterrows()]
+    y = table["latency_ms"].to_numpy(float)
+    train, val = (table["split"] == "train").to_numpy(), (table["split"] == "val").to_numpy()
+    select = val if val.any() else train
+    candidates = {}
+    for kind in CANDIDATES:
+        tries = [
+            fit_candidate(kind, inputs[train], y[train], a)
+            for a in (RIDGE_ALPHAS if kind == "features" else (0.0,))
+        ]
+        scored = [(_score(y[select], predict_rows(kind, params, inputs[select])), params) for params in tries]
+        score, params = min(scored, key=lambda s: s[0]["mean_ape"])
+        candidates[kind] = {
+            "params": params,
+            "train": _score(y[train], predict_rows(kind, params, inputs[train])),
+            "val": score if val.any() else None,
+        }
+    chosen = min(CANDIDATES, key=lambda k: (candidates[k]["val"] or candidates[k]["train"])["mean_ape"])
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "op_set": space.op_set,
+        "steps": space.steps,
+        "batch_size": int(table["batch_size"].iloc[0]),
+        "chosen": chosen,
+        "chosen_by": "val mean_ape" if val.any() else "train mean_ape (no validation networks)",
+        "candidates": candidates,
+        "parts": parts,
+        "predictor_weights_sha256": predictor.description.get("weights_sha256", ""),
+        "n_networks": {str(k): int(v) for k, v in table["split"].value_counts().items()},
+    }
+    return NetworkModel(description), inputs
+
+
+def score_networks(table: pd.DataFrame, model: NetworkModel, inputs: pd.DataFrame) -> pd.DataFrame:
+    """The network table with each network's predictions: ``predicted_cells_ms``,
+    ``predicted_sum_ms`` (the plain sum of cells and parts) and ``predicted_ms`` (the model)."""
+    out = table.drop(columns=["genotype"]).copy()
+    out["predicted_cells_ms"] = inputs["cells_ms"]
+    out["predicted_parts_ms"] = inputs["parts_ms"]
+    out["predicted_sum_ms"] = predict_rows("sum", {}, inputs)
+    chosen = model.description["candidates"][model.chosen]["params"]
+    out["predicted_ms"] = predict_rows(model.chosen, chosen, inputs)
+    return out
+
+
+# -- scoring -----------------------------------------------------------------------------------------
+SCORED = ("test", "held_out", "published")
+
+
+def network_metrics(scored: pd.DataFrame, model: NetworkModel) -> dict:
+    """How well whole networks are predicted, by the model and by the plain sum: over every
+    network no model was fitted or chosen on (the test split, the held-out macro, the published
+    architectures) at the top level, and per split and per macro."""
+    from lenna.predictors.metrics import latency_metrics
+
+    def both(rows: pd.DataFrame) -> dict:
+        return {
+            "model": latency_metrics(rows["latency_ms"], rows["predicted_ms"]),
+            "sum": latency_metrics(rows["latency_ms"], rows["predicted_sum_ms"]),
+        }
+
+    held = scored[scored["split"].isin(SCORED)]
+    if not len(held):
+        held = scored  # a tiny run may have no network outside the training split
+    overall = both(held)
+    return {
+        **overall["model"],
+        "sum": overall["sum"],
+        "chosen": model.chosen,
+        "chosen_by": model.description["chosen_by"],
+        "candidates": {
+            k: {"val": v["val"], "train": v["train"]} for k, v in model.description["candidates"].items()
+        },
+        "by_split": {str(k): both(rows) for k, rows in scored.groupby("split")},
+        "by_network": {str(k): both(rows) for k, rows in held.groupby("network")},
+    }
