@@ -40,7 +40,13 @@ INVALID = [
     ({"predictors.mlp.transforms": ["sqrt"]}, "transforms"),
     ({"predictors.mlp.activation": "swish"}, "activation"),
     ({"predictors.learning_curve": [0.5, 2.0]}, "learning_curve"),
-    ({"check_networks.n_genotypes": 0}, "n_genotypes"),
+    ({"networks.n_architectures": 0}, "n_architectures"),
+    # Channels outside macro.init_channels: no spec covers its cells.
+    (
+        {"networks.held_out_macro": {"init_channels": 6, "layers": 3, "input_size": 8}},
+        "networks.held_out_macro",
+    ),
+    ({"networks.held_out_macro": {"init_channels": 4, "layers": 3}}, "input_size"),
     ({"external_targets": {"phone": {"table": "/nonexistent/phone.csv"}}}, "external_targets.phone.table"),
     ({"external_targets": {"cpu": {"table": "tests/data/tiny.yaml.csv"}}}, "external_targets.cpu"),
     ({"search_space.steps": "four"}, "steps"),

@@ -107,11 +107,18 @@ def test_editing_the_timing_protocol_reruns_timing_and_downstream_only(copy_run)
     assert jobs.get("merge_latency") == 1 and jobs.get("compare_predictors") == 1
 
 
-def test_editing_the_cell_labels_retimes_the_spec_shards_only(copy_run):
+def test_editing_the_labels_protocol_retimes_the_spec_shards_and_the_networks_only(copy_run):
+    # Cells, whole networks and found networks share the visits, reference and re-timing.
     jobs = edited(*copy_run, "timing/labels.py")
-    assert jobs["measure_latency"] == 3 and not {"measure_lut", "measure_networks", "sample_specs"} & set(
-        jobs
-    )
+    assert jobs["measure_latency"] == 3 and jobs["measure_networks"] == 1
+    assert not {"measure_lut", "sample_specs", "train_mlp"} & set(jobs)
+
+
+def test_editing_the_network_model_reruns_the_network_stage_and_the_searches_never_timing(copy_run):
+    jobs = edited(*copy_run, "predictors/composition.py")
+    assert jobs["network_model"] == 5 and jobs["darts_search"] == 4 and jobs["measure_final"] == 4
+    assert not {"measure_latency", "measure_lut", "measure_networks", "merge_networks"} & set(jobs)
+    assert not {"train_mlp", "train_elasticnet", "evaluate_predictor"} & set(jobs)
 
 
 def test_editing_a_config_check_reruns_nothing(copy_run):

@@ -447,41 +447,30 @@ def test_pareto_figure_draws_prediction_against_measurement_when_the_networks_ha
     fig = pareto_figure(table, "t")
     assert len(fig.axes) == 2
     assert fig.axes[1].get_title() == "prediction of the found networks: 2 of 3 within ±10%"
-    scaled = pareto_figure(table.assign(network_factor=1.25, calibrated_latency_ms=[10.4, 7.5, 5.0]), "t")
-    assert scaled.axes[1].get_title().endswith("(open: scaled by the whole-network check's factor, 2 of 3)")
+    summed = pareto_figure(table.assign(predicted_sum_ms=[8.0, 7.5, 5.0]), "t")
+    assert summed.axes[1].get_title().endswith("(open: the plain sum of cells and parts, 1 of 3)")
     # A table target's networks have no prediction: the accuracy plane alone.
     assert len(pareto_figure(table.assign(predicted_latency_ms=float("nan")), "t").axes) == 1
 
 
-def test_found_networks_predictions_are_scored_raw_and_scaled_by_the_network_check_factor():
-    from lenna.predictors.network_check import network_factor
+def test_found_networks_predictions_are_scored_by_the_network_model_and_the_plain_sum():
     from lenna.search.pareto import headline, pareto_table
 
-    checked = pd.DataFrame(
-        {
-            "network": ["search", "final", "final", "final"],
-            "latency_ms": [9.0, 11.0, 12.0, 20.0],
-            "predicted_ms": [5.0, 10.0, 10.0, 20.0],
-        }
-    )
-    assert network_factor(checked) == pytest.approx(1.1)  # median of 1.1, 1.2, 1.0 at the final macro
-    assert np.isnan(network_factor(checked, "none such"))
     rows = [
         {"model": "mlp", "lambda": lam, "seed": 0, "test_accuracy": 0.9, "latency_ms": measured}
-        | {"predicted_latency_ms": predicted, "network_factor": 1.1}
-        for lam, measured, predicted in ((0.0, 11.0, 10.0), (1.0, 5.5, 4.6))
+        | {"predicted_latency_ms": predicted, "predicted_sum_ms": summed}
+        for lam, measured, predicted, summed in ((0.0, 11.0, 10.0, 9.0), (1.0, 5.5, 4.6, 5.4))
     ]
     table = pareto_table(rows)
-    assert table["calibrated_latency_ms"].tolist() == pytest.approx([11.0, 5.06])
+    assert "network_factor" not in table and "calibrated_latency_ms" not in table
     prediction = headline(table)["mlp"]["prediction"]
-    # Raw: 10 / 11 is 9.1% under (within), 4.6 / 5.5 16.4% under (not); scaled: 0% and 8% under.
+    # The model: 10 / 11 is 9.1% under (within), 4.6 / 5.5 16.4% under (not); the sum: 18% and 2% under.
     assert prediction["predicted"] == {
         "n": 2,
         "within_10pct": 0.5,
         "median_ape": pytest.approx((1 / 11 + 0.9 / 5.5) / 2),
     }
-    assert prediction["calibrated"]["within_10pct"] == 1.0
-    assert prediction["network_factor"] == pytest.approx(1.1)
+    assert prediction["sum"]["within_10pct"] == 0.5
     # A table target's networks have no prediction to score.
     assert (
         headline(pareto_table([{**rows[0], "predicted_latency_ms": float("nan")}]))["mlp"]["prediction"]

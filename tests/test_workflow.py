@@ -53,6 +53,7 @@ def test_tiny_config_trains_scores_and_compares_every_predictor(tiny_run):
     workdir, _ = tiny_run
     root = workdir / "results" / "predictors" / "cpu"
     models = ["constant", "flops", "lut", "elasticnet", "mlp"]
+    networks = pd.read_parquet(workdir / "results" / "networks" / "cpu" / "networks.parquet")
     for model in models:
         metrics = json.loads((root / model / "metrics.json").read_text())
         for key in ("rmse_ms", "mape", "within_5pct", "within_10pct", "spearman", "n_test"):
@@ -60,7 +61,8 @@ def test_tiny_config_trains_scores_and_compares_every_predictor(tiny_run):
         assert (root / model / "predicted_vs_measured.svg").stat().st_size > 0
         assert len(pd.read_parquet(root / model / "predictions.parquet")) == metrics["n_test"]
         network = json.loads((workdir / "results" / "networks" / "cpu" / model / "metrics.json").read_text())
-        assert network["n_test"] == 4  # 2 genotypes at the search and the final settings
+        unseen = networks["split"].isin(["test", "held_out", "published"]).sum()
+        assert network["n_test"] == (unseen or len(networks))  # the networks no model was fitted on
     comparison = pd.read_csv(root / "comparison.csv")
     assert list(comparison["model"]) == models
     assert "network_within_10pct" in comparison.columns
@@ -128,3 +130,31 @@ def test_every_job_writes_its_declared_log(tiny_run):
         "measure_latency",
     } <= rules
     assert [str(p) for p in logs if p.stat().st_size == 0] == []
+
+
+def test_the_tiny_run_fits_a_network_model_per_predictor_and_uses_it_for_the_found_networks(tiny_run):
+    from lenna.predictors.model import load_predictor
+    from lenna.space.genotype import DARTS_V2
+    from lenna.space.network import Macro
+
+    workdir, _ = tiny_run
+    results = workdir / "results"
+    measured = pd.read_parquet(results / "networks" / "cpu" / "measured.parquet")
+    # 8 random architectures at the one macro of the ranges, 3 published: timed like the cells.
+    assert len(measured) == 8 + 3 and set(measured["group"]) == {"random", "published"}
+    assert (measured["reference_ms"] > 0).all() and (measured["n_visits"] >= 2).all()
+    for model in ("constant", "flops", "lut", "elasticnet", "mlp"):
+        network = json.loads((results / "predictors" / "cpu" / model / "network.json").read_text())
+        assert set(network["candidates"]) == {"sum", "affine", "overhead", "features"}
+        assert network["chosen"] in network["candidates"]
+        predictions = pd.read_parquet(results / "networks" / "cpu" / model / "predictions.parquet")
+        assert {"predicted_ms", "predicted_sum_ms", "split"} <= set(predictions.columns)
+    predictor = load_predictor(results / "predictors" / "cpu" / "mlp")
+    macro = Macro(init_channels=4, layers=3, input_size=8, input_channels=1)
+    assert predictor.predict_network(DARTS_V2, macro, 1) > 0
+    pareto = pd.read_csv(results / "pareto" / "cpu" / "pareto.csv")
+    assert "network_factor" not in pareto and (pareto["predicted_sum_ms"] > 0).all()
+    for path in (results / "search" / "cpu").glob("*/lambda-*/seed-*/final/latency.json"):
+        found = json.loads(path.read_text())
+        assert found["status"] in ("ok", "unstable") and found["predicted_latency_ms"] > 0
+        assert found["network_model"] in network["candidates"]

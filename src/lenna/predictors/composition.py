@@ -22,170 +22,30 @@ lowest mean relative error on the validation networks is kept. All are affine in
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from lenna.io import atomic_write
-from lenna.space.network import Macro
+from lenna.datasets import split_of
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.network import (
+    CANDIDATES,
+    FEATURES,
+    FORMAT,
+    FORMAT_VERSION,
+    PARTS,
+    NetworkModel,
+    NetworkModelError,
+    affine_terms,
+    macro_of_row,
+    part_macs,
+    structure,
+)
+from lenna.space.architectures import read_architecture
 from lenna.space.spaces import Space, get_space
 
-FORMAT = "lenna-network-model"
-FORMAT_VERSION = 1
-CANDIDATES = ("sum", "affine", "overhead", "features")
-PARTS = ("stem", "head", "blocks")
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-
-
-class NetworkModelError(ValueError):
-    """A network table or network model that cannot be used; the message names the file."""
-
-
-# -- what a network is made of ---------------------------------------------------------------------
-@functools.lru_cache(maxsize=256)
-def part_macs(space: Space, macro: Macro) -> dict[str, float]:
-    """Multiply-accumulates of each part outside cells (`lenna.timing.networks.network_parts`)
-    of a network at ``macro`` for one input: convolutions and linear layers, plus one per output
-    element of every other layer (normalisation, activation, pooling)."""
-    from lenna.timing.networks import network_parts, random_architecture
-
-    arch = random_architecture(np.random.default_rng(0), space.op_set, space.steps)
-    net = arch.network(macro).eval()
-    x = torch.zeros(1, macro.input_channels, macro.input_size, macro.input_size)
-    out = {}
-    for part, modules in network_parts(net, x).items():
-        total = 0.0
-        for module, h in modules:
-            total += _module_macs(module, h)
-        out[part] = total
-    return out
-
-
-def _module_macs(module: torch.nn.Module, x: torch.Tensor) -> float:
-    counts = []
-
-    def hook(layer, _inputs, output):
-        if isinstance(layer, torch.nn.Conv2d):
-            k = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
-            counts.append(output.numel() * k)
-        elif isinstance(layer, torch.nn.Linear):
-            counts.append(layer.in_features * layer.out_features)
-        elif not list(layer.children()):
-            counts.append(output.numel())
-
-    handles = [m.register_forward_hook(hook) for m in module.modules()]
-    try:
-        with torch.inference_mode():
-            module(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return float(sum(counts))
-
-
-def structure(space: Space, macro: Macro) -> dict[str, float]:
-    """Network-level features of a network at ``macro`` that do not depend on its cells' ops."""
-    shapes = space.cell_shapes(macro)
-    reductions = sum(s.reduction for s in shapes) if space.name != "nb201" else 2
-    return {
-        "n_cells": float(len(shapes)),
-        "n_reductions": float(reductions),
-        "init_channels": float(macro.init_channels),
-        "pixels": float(macro.input_size**2),
-        # What the cells hand on to each other: their output activations, in millions.
-        "activations": sum(s.c * s.height * s.width for s in shapes) / 1e6,
-    }
-
-
-def macro_of_row(row) -> Macro:
-    return Macro(**{k[6:]: int(row[k]) for k in row.index if k.startswith("macro_")})
-
-
-# -- the model ---------------------------------------------------------------------------------------
-FEATURES = ("cells_ms", "parts_ms", "n_cells", "n_reductions", "init_channels", "pixels", "activations")
-
-
-@dataclass
-class NetworkModel:
-    """A fitted network-level model (``network.json`` beside a predictor's files)."""
-
-    description: dict
-
-    @property
-    def chosen(self) -> str:
-        return self.description["chosen"]
-
-    @property
-    def space(self) -> Space:
-        d = self.description
-        return get_space(d["op_set"], d["steps"])
-
-    def parts_ms(self, macro: Macro) -> dict[str, float]:
-        """Predicted latency (ms) of each part outside cells of a network at ``macro``."""
-        macs = part_macs(self.space, macro)
-        out = {}
-        for part in PARTS:
-            fit = self.description["parts"][part]
-            out[part] = max(0.0, fit["coef"] * macs[part] + fit["intercept"]) if macs[part] else 0.0
-        return out
-
-    def affine(self, macro: Macro, batch_size: int) -> tuple[float, float]:
-        """``(k, m)``: the network's latency (ms) is ``k * cells_ms + m`` at ``macro``."""
-        if batch_size != self.description["batch_size"]:
-            raise NetworkModelError(
-                f"{self.description.get('path', 'network model')}: fitted on networks at batch size "
-                f"{self.description['batch_size']}, asked for {batch_size}"
-            )
-        parts = sum(self.parts_ms(macro).values())
-        x = {"parts_ms": parts, **structure(self.space, macro)}
-        return _affine(self.chosen, self.description["candidates"][self.chosen]["params"], x)
-
-    def predict(self, cells_ms: float, macro: Macro, batch_size: int) -> float:
-        k, m = self.affine(macro, batch_size)
-        return float(k * cells_ms + m)
-
-    def save(self, path) -> None:
-        text = json.dumps(
-            {k: v for k, v in self.description.items() if k != "path"}, indent=1, sort_keys=True
-        )
-        atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
-
-    @classmethod
-    def load(cls, path) -> NetworkModel:
-        path = Path(path)
-        try:
-            description = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise NetworkModelError(f"{path}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise NetworkModelError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(description, dict) or description.get("format") != FORMAT:
-            raise NetworkModelError(f"{path}: not a {FORMAT} description")
-        if description.get("format_version", 0) > FORMAT_VERSION:
-            raise NetworkModelError(f"{path}: format version {description['format_version']} is too new")
-        if description.get("chosen") not in description.get("candidates", {}):
-            raise NetworkModelError(f"{path}: chosen model {description.get('chosen')!r} has no parameters")
-        return cls({**description, "path": str(path)})
-
-
-def _affine(kind: str, params: dict, x: dict) -> tuple[float, float]:
-    """``(k, m)`` of candidate ``kind`` with ``params`` at structure ``x`` (without cells_ms)."""
-    if kind == "sum":
-        return 1.0, x["parts_ms"]
-    if kind == "affine":
-        return params["a"], params["a"] * x["parts_ms"] + params["b"]
-    if kind == "overhead":
-        m = x["parts_ms"] + params["o"] * x["n_cells"] + params["r"] * x["n_reductions"] + params["b"]
-        return params["a"], m
-    w = params["weights"]
-    m = params["intercept"] + sum(w[f] * x[f] for f in FEATURES if f != "cells_ms")
-    return w["cells_ms"], m
 
 
 # -- the network dataset -----------------------------------------------------------------------------
@@ -197,8 +57,6 @@ def network_dataset(
     jobs' median reference timing over this job's), and a split: random networks at the fitting
     macros by a hash of architecture and macro (train / val / test in ``fractions``), the others
     by their group (``held_out``, ``published``)."""
-    from lenna.datasets import split_of
-
     needed = ["name", "group", "network", "genotype", "status", "latency_ms", "reference_ms", "batch_size"]
     missing = [c for c in needed + [f"{p}_ms" for p in PARTS] if c not in measured.columns]
     if missing:
@@ -260,8 +118,6 @@ def check_network_table(table: pd.DataFrame, path) -> None:
 
 def network_inputs(table: pd.DataFrame, predictor, space: Space) -> pd.DataFrame:
     """Per network: the cells' predicted latency and the structure features."""
-    from lenna.timing.networks import read_architecture
-
     rows = []
     for _, row in table.iterrows():
         macro = macro_of_row(row)
@@ -330,7 +186,7 @@ def fit_candidate(kind: str, x: pd.DataFrame, y: np.ndarray, alpha: float = 0.0)
 def predict_rows(kind: str, params: dict, x: pd.DataFrame) -> np.ndarray:
     out = []
     for _, row in x.iterrows():
-        k, m = _affine(kind, params, row.to_dict())
+        k, m = affine_terms(kind, params, row.to_dict())
         out.append(k * row["cells_ms"] + m)
     return np.array(out)
 
@@ -410,7 +266,6 @@ def network_metrics(scored: pd.DataFrame, model: NetworkModel) -> dict:
     """How well whole networks are predicted, by the model and by the plain sum: over every
     network no model was fitted or chosen on (the test split, the held-out macro, the published
     architectures) at the top level, and per split and per macro."""
-    from lenna.predictors.metrics import latency_metrics
 
     def both(rows: pd.DataFrame) -> dict:
         return {

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from lenna.io import atomic_write
-from lenna.predictors.composition import NetworkModel, NetworkModelError
+from lenna.predictors.network import NetworkModel, NetworkModelError
 from lenna.space import lenna_block, nb201
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype

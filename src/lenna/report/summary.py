@@ -8,7 +8,16 @@ import pandas as pd
 
 from lenna.datasets import describe_label_quality
 
-PREDICTOR_COLUMNS = ["model", "rmse_ms", "median_ape", "within_10pct", "spearman", "network_within_10pct"]
+PREDICTOR_COLUMNS = [
+    "model",
+    "rmse_ms",
+    "median_ape",
+    "within_10pct",
+    "spearman",
+    "network_model",
+    "network_within_10pct",
+    "network_sum_within_10pct",
+]
 
 
 def _fmt(value) -> str:
@@ -88,6 +97,17 @@ def _prediction(prediction: dict | None) -> str:
     return text + "."
 
 
+def _networks(row) -> str:
+    """Whole networks of a predictor, the network model beside the plain sum, in a sentence."""
+    return (
+        f"Whole networks no network model was fitted on ({int(row['network_n_test'])}: the test split, "
+        f"the held-out macro and the published architectures), with {row['model']}'s cells: the "
+        f"network model ({row['network_model']}) predicts {100 * row['network_within_10pct']:.0f}% "
+        f"within ±10% (median error {100 * row['network_median_ape']:.1f}%), the plain sum of cells, "
+        f"stem and head {100 * row['network_sum_within_10pct']:.0f}%."
+    )
+
+
 def _sections(
     comparisons: dict[str, pd.DataFrame],
     pareto: dict[str, dict],
@@ -109,6 +129,8 @@ def _sections(
             f"{best['rmse_ms']:.3g} ms, {100 * best['within_10pct']:.0f}% of {rows} within ±10%, "
             f"Spearman {best['spearman']:.3f}."
         )
+        if "network_sum_within_10pct" in table:
+            parts.append(_networks(best))
         parts.append(table[[c for c in PREDICTOR_COLUMNS if c in table.columns]])
         if target in (public or {}):
             parts += _public(public[target])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,13 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.space import genotype as darts_genotypes
-from lenna.space import lenna_block, nb201
-from lenna.space.genotype import Genotype
-from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
+from lenna.space.architectures import (
+    architecture_text,
+    network_parts,
+    published_architectures,
+    random_architecture,
+)
 from lenna.space.network import Macro, network_macro
-from lenna.space.ops import NONE, op_set
-from lenna.space.spaces import Space, get_space
+from lenna.space.spaces import Space
 from lenna.timing.devices import Target
 from lenna.timing.interference import CpuMeter
 from lenna.timing.labels import (
@@ -47,61 +47,6 @@ NETWORK_SCHEMA_VERSION = 2
 
 # The parts of a network outside its searched cells, timed at every visit.
 PARTS = ("stem", "head", "blocks")
-
-
-def random_architecture(rng: np.random.Generator, op_set_name: str, steps: int):
-    """A random discrete architecture of the space: a derived-style DARTS genotype, a
-    NAS-Bench-201 cell with an op drawn uniformly on every edge (any of the 15,625), or LENNA
-    blocks with an op drawn uniformly from those each edge may hold."""
-    space = get_space(op_set_name, steps).name
-    if space == "nb201":
-        return Arch(tuple(nb201.OPS[k] for k in rng.integers(len(nb201.OPS), size=len(nb201.EDGES))))
-    if space == "lenna":
-        return lenna_block.random_arch(rng)
-    return random_genotype(rng, op_set_name, steps)
-
-
-def architecture_text(arch) -> str:
-    """How an architecture is stored in a table: genotype JSON, the NAS-Bench-201 string, or the
-    LENNA ``normal=... reduce=...`` text."""
-    if isinstance(arch, Arch | lenna_block.Arch):
-        return str(arch)
-    return json.dumps(arch.to_dict(), sort_keys=True)
-
-
-def read_architecture(text: str):
-    """An architecture as `architecture_text` stored it."""
-    if text.lstrip().startswith("|"):
-        return Arch.parse(text)
-    if text.lstrip().startswith("normal="):
-        return lenna_block.Arch.parse(text)
-    return Genotype.from_dict(json.loads(text))
-
-
-def random_genotype(rng: np.random.Generator, op_set_name: str, steps: int) -> Genotype:
-    """A derived-style genotype: per node two distinct inputs, each with a non-none op."""
-    ops = [op for op in op_set(op_set_name) if op != NONE]
-
-    def cell():
-        pairs = []
-        for node in range(steps):
-            for inp in sorted(rng.choice(node + 2, size=2, replace=False)):
-                pairs.append((ops[rng.integers(len(ops))], int(inp)))
-        return tuple(pairs)
-
-    concat = tuple(range(2, steps + 2))
-    return Genotype(normal=cell(), normal_concat=concat, reduce=cell(), reduce_concat=concat)
-
-
-def published_architectures(space: Space) -> dict:
-    """The published architectures of a space that its predictors can express: DARTS's and
-    PC-DARTS's genotypes (the DARTS op set with 4 nodes), NAS-Bench-201's best CIFAR-10 cell.
-    LENNA's space has none; its found blocks are scored with the sweep."""
-    if space.name == "darts" and space.op_set == "darts" and space.steps == 4:
-        return dict(darts_genotypes.PUBLISHED)
-    if space.name == "nb201":
-        return {"NB201_BEST_CIFAR10": Arch.parse(nb201.BEST_CIFAR10)}
-    return {}
 
 
 # -- which networks --------------------------------------------------------------------------------
@@ -180,38 +125,6 @@ def network_plan(space: Space, config_macro: dict, settings: dict) -> list[Netwo
 
 
 # -- the parts of a network ------------------------------------------------------------------------
-class _Head(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.pool, self.classifier = net.global_pooling, net.classifier
-        self.lastact = getattr(net, "lastact", torch.nn.Identity())
-
-    def forward(self, x):
-        return self.classifier(self.pool(self.lastact(x)).flatten(1))
-
-
-def network_parts(net, x: torch.Tensor) -> dict[str, list[tuple[torch.nn.Module, torch.Tensor]]]:
-    """The modules of a network that are not searched cells, each with the input it gets inside
-    the network: the stem, the head (last activation, pooling, classifier) and NAS-Bench-201's
-    residual reduction blocks (empty elsewhere)."""
-    with torch.inference_mode():
-        h = stem_out = net.stem(x)
-        blocks = []
-        if isinstance(net, NB201Network):
-            for layer in net.layers:
-                if isinstance(layer, ResNetBasicBlock):
-                    blocks.append((layer, h))
-                h = layer(h)
-        elif isinstance(net, lenna_block.LennaNetwork):
-            for cell in net.cells:
-                h = cell(h)
-        else:
-            s0 = stem_out
-            for cell in net.cells:
-                s0, h = h, cell(s0, h)
-    return {"stem": [(net.stem, x)], "head": [(_Head(net), h)], "blocks": blocks}
-
-
 class NetworkTiming(SpecTiming):
     """A network's passes visit by visit (a discrete label), and those of its parts."""
 

@@ -1,0 +1,251 @@
+"""Whole networks as data and the network model: timing, the dataset, fitting, choosing, the API."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lenna.datasets import feature_columns
+from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
+from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
+from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
+from lenna.space.architectures import architecture_text, published_architectures
+from lenna.space.genotype import DARTS_V2
+from lenna.space.network import Macro
+from lenna.space.spaces import get_space
+from lenna.timing.devices import Target
+from lenna.timing.networks import Reference, covered, fit_macros, measure_networks, network_plan
+from lenna.timing.protocol import TimingProtocol
+
+DARTS = get_space("darts", 4)
+MACRO = {
+    "input_channels": 1,
+    "num_classes": 10,
+    "stem_multiplier": 3,
+    "input_size": [8],
+    "init_channels": [4, 8],
+    "layers": [5, 8],
+    "search": {"init_channels": 4, "layers": 5, "input_size": 8},
+    "final": {"init_channels": 8, "layers": 8, "input_size": 8},
+}
+HELD_OUT = {"init_channels": 8, "layers": 6, "input_size": 8}
+
+
+def linear_predictor(op_set="darts", steps=4) -> LatencyPredictor:
+    """A real `linear` predictor with fixed weights: every op costs its own small amount per cell."""
+    features = feature_columns(op_set, steps)
+    coef = np.zeros(len(features))
+    coef[N_SHAPE:] = np.random.default_rng(0).uniform(0.01, 0.1, len(features) - N_SHAPE)
+    description = {
+        "format": "lenna-predictor",
+        "format_version": 1,
+        "model": "elasticnet",
+        "kind": "linear",
+        "op_set": op_set,
+        "steps": steps,
+        "features": features,
+        "transform": "linear",
+        "label": {"mean": 0.0, "std": 1.0},
+    }
+    weights = {
+        "coef": coef,
+        "intercept": np.array(0.2),
+        "mean": np.zeros(len(features)),
+        "std": np.ones(len(features)),
+    }
+    return LatencyPredictor(description, weights)
+
+
+def synthetic_networks(predictor, seed=0, n_architectures=14) -> pd.DataFrame:
+    """Timed-network rows whose latency is 1.15 x cells + parts + 0.03 ms per cell (+0.5% noise),
+    the parts linear in their multiply-accumulates: what the network model should recover."""
+    rng = np.random.default_rng(seed)
+    items = network_plan(
+        DARTS, MACRO, {"n_architectures": n_architectures, "seed": 0, "held_out_macro": HELD_OUT}
+    )
+    rows = []
+    for item in items:
+        cells = predictor.predict_cells(item.arch, item.macro, 1)
+        macs = part_macs(DARTS, item.macro)
+        parts = {f"{p}_ms": 0.01 + 2e-6 * macs[p] if macs[p] else 0.0 for p in macs}
+        n_cells = structure(DARTS, item.macro)["n_cells"]
+        latency = (1.15 * cells + sum(parts.values()) + 0.03 * n_cells) * (1 + 0.005 * rng.standard_normal())
+        rows.append(
+            {
+                "name": item.name,
+                "group": item.group,
+                "network": item.macro_name,
+                "genotype": architecture_text(item.arch),
+                **{f"macro_{k}": v for k, v in item.macro.__dict__.items()},
+                "status": "ok",
+                "uncertainty": 0.01,
+                "latency_ms": latency,
+                "reference_ms": 2.0,
+                "batch_size": 1,
+                **parts,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    predictor = linear_predictor()
+    table, summary = network_dataset(synthetic_networks(predictor), 2.0, True, SPLIT, "t.parquet")
+    model, inputs = fit_network_model(table, predictor, "t.parquet")
+    return predictor, table, summary, model, inputs
+
+
+def test_the_plan_times_random_architectures_at_every_macro_of_the_ranges_and_the_published_ones():
+    items = network_plan(DARTS, MACRO, {"n_architectures": 3, "seed": 0, "held_out_macro": HELD_OUT})
+    random = [i for i in items if i.group == "random"]
+    assert len(random) == 3 * 4 and {i.macro for i in random} == set(fit_macros(MACRO))
+    assert {i.macro_name for i in random} == {"search", "final", "C4-L8-S8", "C8-L5-S8"}
+    assert [i.macro.layers for i in items if i.group == "held_out"] == [6, 6, 6]
+    published = [(i.name, i.macro_name) for i in items if i.group == "published"]
+    assert sorted(published) == sorted(
+        (n, m) for n in ("DARTS_V1", "DARTS_V2", "PC_DARTS") for m in ("search", "final")
+    )
+    # Search and final the same network: each published architecture once.
+    same = {**MACRO, "final": MACRO["search"]}
+    assert (
+        len(
+            [
+                i
+                for i in network_plan(DARTS, same, {"n_architectures": 1, "seed": 0})
+                if i.group == "published"
+            ]
+        )
+        == 3
+    )
+    assert published_architectures(get_space("lenna", 5)) == {}
+
+
+def test_a_held_out_macro_must_have_cells_the_ranges_cover():
+    macro = Macro(init_channels=8, layers=6, input_size=8, input_channels=1)
+    assert covered(DARTS, macro, MACRO)
+    assert not covered(DARTS, Macro(init_channels=6, layers=5, input_size=8, input_channels=1), MACRO)
+    assert not covered(DARTS, Macro(init_channels=4, layers=4, input_size=8, input_channels=1), MACRO)
+
+
+def test_networks_are_timed_by_the_cells_protocol_with_their_parts():
+    protocol = TimingProtocol(warmup=1, repeats=2, rounds=2, retime_rounds=1, retime_budget_s=2)
+    tiny = {
+        **MACRO,
+        "init_channels": [2],
+        "layers": [3],
+        "search": {"init_channels": 2, "layers": 3, "input_size": 8},
+    }
+    tiny["final"] = tiny["search"]
+    nb201 = get_space("nb201", 3)
+    tiny_nb201 = {**tiny, "stem_multiplier": 1}
+    target = Target("cpu", batch_size=1, threads=1, dtype="float32")
+    device = torch.device("cpu")
+    for space, macro in ((DARTS, tiny), (nb201, tiny_nb201)):
+        items = network_plan(space, macro, {"n_architectures": 2, "seed": 0})
+        shape = space.cell_shapes(items[0].macro)[0]
+        rows = measure_networks(
+            items, target, "cpu", device, protocol, Reference(shape, space.ops, space.steps)
+        )
+        assert len(rows) == len(items) and set(rows["status"]) <= {"ok", "unstable"}
+        assert (rows["latency_ms"] > rows["stem_ms"] + rows["head_ms"]).all() and (rows["stem_ms"] > 0).all()
+        assert (rows["n_visits"] >= 2).all() and (rows["reference_ms"] > 0).all()
+        assert rows["replicates_ms"].map(len).min() >= 4  # 2 rounds x 2 passes
+        assert {"torch_version", "host", "threads", "timer", "measured_at"} <= set(rows.columns)
+        assert ((rows["blocks_ms"] > 0) == (space.name == "nb201")).all()  # residual blocks: nb201 only
+
+
+def test_the_network_dataset_calibrates_splits_and_leaves_out_unstable_networks():
+    predictor = linear_predictor()
+    measured = synthetic_networks(predictor, n_architectures=4)
+    measured.loc[0, "status"] = "unstable"
+    table, summary = network_dataset(measured, 1.0, True, SPLIT, "m.parquet")
+    assert summary["n_unstable"] == 1 and len(table) == len(measured) - 1
+    # Reference 2 ms against the cell jobs' 1 ms: the job ran at half speed, labels halve.
+    assert table["latency_ms"].to_numpy() == pytest.approx(measured["latency_ms"].to_numpy()[1:] / 2)
+    assert table["stem_ms"].to_numpy() == pytest.approx(measured["stem_ms"].to_numpy()[1:] / 2)
+    random = table["group"] == "random"
+    assert set(table.loc[random, "split"]) <= {"train", "val", "test"}
+    assert (table.loc[~random, "split"] == table.loc[~random, "group"]).all()
+    again, _ = network_dataset(measured, 1.0, True, SPLIT, "m.parquet")
+    assert again["split"].tolist() == table["split"].tolist()  # by a hash: the same every time
+    uncalibrated, _ = network_dataset(measured, 1.0, False, SPLIT, "m.parquet")
+    assert uncalibrated["latency_ms"].tolist() == measured["latency_ms"].tolist()[1:]
+
+
+def test_bad_network_tables_are_errors_naming_the_file():
+    predictor = linear_predictor()
+    measured = synthetic_networks(predictor, n_architectures=2)
+    with pytest.raises(NetworkModelError, match=r"m\.parquet: .*lacks column\(s\) \['latency_ms'\]"):
+        network_dataset(measured.drop(columns=["latency_ms"]), 1.0, True, SPLIT, "m.parquet")
+    table, _ = network_dataset(measured, 1.0, True, SPLIT, "m.parquet")
+    with pytest.raises(NetworkModelError, match=r"n\.parquet: 1 network\(s\) with a non-positive"):
+        fit_network_model(
+            table.assign(latency_ms=[-1.0] + table["latency_ms"].tolist()[1:]), predictor, "n.parquet"
+        )
+    with pytest.raises(NetworkModelError, match=r"n\.parquet: no training networks"):
+        fit_network_model(table.assign(split="test"), predictor, "n.parquet")
+
+
+def test_the_network_model_is_fitted_and_chosen_by_validation_error(fitted):
+    _, table, summary, model, inputs = fitted
+    assert summary["by_split"]["train"] > 10 and summary["by_split"]["val"] > 0
+    candidates = model.description["candidates"]
+    assert set(candidates) == {"sum", "affine", "overhead", "features"}
+    assert model.chosen != "sum" and model.description["chosen_by"] == "val mean_ape"
+    assert candidates[model.chosen]["val"]["mean_ape"] == min(
+        c["val"]["mean_ape"] for c in candidates.values()
+    )
+    assert candidates["sum"]["val"]["mean_ape"] > 0.1  # the plain sum misses the 15% and the overhead
+    scored = score_networks(table, model, inputs)
+    metrics = network_metrics(scored, model)
+    # Networks the model never saw, the held-out macro and published architectures among them.
+    assert metrics["within_10pct"] == 1.0 and metrics["sum"]["within_10pct"] < 0.2
+    assert metrics["by_split"]["held_out"]["model"]["median_ape"] < 0.03
+    assert set(metrics["by_split"]) >= {"train", "val", "test", "held_out", "published"}
+    # The parts are learned from their timings: predicted without a device.
+    parts = model.parts_ms(Macro(init_channels=8, layers=6, input_size=8, input_channels=1))
+    macs = part_macs(DARTS, Macro(init_channels=8, layers=6, input_size=8, input_channels=1))
+    assert parts["stem"] == pytest.approx(0.01 + 2e-6 * macs["stem"], rel=0.02) and parts["blocks"] == 0.0
+
+
+def test_predict_network_loads_from_files_without_a_device(fitted, tmp_path):
+    predictor, _, _, model, _ = fitted
+    predictor.save(tmp_path / "p")
+    macro = Macro(init_channels=8, layers=8, input_size=8, input_channels=1)
+    with pytest.raises(PredictorError, match=r"no network model \(network.json\)"):
+        load_predictor(tmp_path / "p").predict_network(DARTS_V2, macro, 1)
+    model.description["predictor_weights_sha256"] = json.loads((tmp_path / "p" / "model.json").read_text())[
+        "weights_sha256"
+    ]
+    model.save(tmp_path / "p" / "network.json")
+    loaded = load_predictor(tmp_path / "p")
+    cells = loaded.predict_cells(DARTS_V2, macro, 1)
+    whole = loaded.predict_network(DARTS_V2, macro, 1)
+    assert whole == pytest.approx(NetworkModel.load(tmp_path / "p" / "network.json").predict(cells, macro, 1))
+    assert whole > 1.1 * cells
+    with pytest.raises(NetworkModelError, match="batch size 1, asked for 8"):
+        loaded.predict_network(DARTS_V2, macro, 8)
+    # The search's latency term: the same composition, differentiable in the alphas.
+    alphas = [torch.zeros(14, 8, requires_grad=True) for _ in range(2)]
+    latency = loaded.expected_network_latency(*alphas, macro, 1)
+    k, m = loaded.network_model().affine(macro, 1)
+    assert latency.item() == pytest.approx(k * loaded.expected_cells_latency(*alphas, macro, 1).item() + m)
+    latency.backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in alphas)
+    # A network model fitted for other weights is refused, naming the file.
+    (tmp_path / "p" / "network.json").write_text(
+        (tmp_path / "p" / "network.json")
+        .read_text()
+        .replace(model.description["predictor_weights_sha256"], "0" * 64)
+    )
+    with pytest.raises(PredictorError, match="network.json was fitted for other weights"):
+        load_predictor(tmp_path / "p").predict_network(DARTS_V2, macro, 1)
+    (tmp_path / "p" / "network.json").write_text("{not json")
+    with pytest.raises(PredictorError, match="network.json: not valid JSON"):
+        load_predictor(tmp_path / "p").predict_network(DARTS_V2, macro, 1)
