@@ -180,6 +180,8 @@ def test_search_with_a_latency_term_finds_faster_cells_than_plain_darts(digits_s
     assert Genotype.parse(aware["genotype"].iloc[-1]) == genotype
     columns = {"train_loss", "train_acc", "arch_loss", "arch_acc", "skip_normal", "normal_e00_none"}
     assert columns <= set(aware.columns)
+    # a DARTS cell never holds none: its argmax is never disconnected
+    assert not aware["argmax_disconnected"].any() and summary["argmax_disconnected_epochs"] == 0
     # the history's alpha columns are probabilities
     probs = aware[[c for c in aware.columns if c.startswith("normal_e03_")]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0)
