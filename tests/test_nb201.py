@@ -214,6 +214,8 @@ def test_the_tiny_nb201_experiment_runs_through_the_cli(tmp_path):
     pareto = pd.read_csv(results / "pareto" / "cpu" / "pareto.csv")
     assert len(pareto) == 4 and (pareto["latency_ms"] > 0).all()
     assert all(Arch.parse(g) for g in pareto["genotype"])
+    assert not pareto["disconnected"].any() and (pareto["num_classes"] == 10).all()
+    assert not pareto[pareto["degenerate"]]["on_front"].any()
 
 
 def test_the_supernet_mixes_every_op_under_one_alpha_and_derives_the_argmax_cell():
