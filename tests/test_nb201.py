@@ -1,5 +1,7 @@
 """The NAS-Bench-201 space: its string, cell, network, specs, config and the public-device check."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -204,12 +206,16 @@ def test_the_tiny_nb201_experiment_runs_through_the_cli(tmp_path):
     for path in found:
         arch = load_architecture(path)
         assert isinstance(arch, Arch) and arch.index is not None
+        assert arch.connected  # the derivation never returns a network that ignores its input
         history = pd.read_parquet(path.parent / "history.parquet")
+        assert history["argmax_disconnected"].dtype == bool  # a collapse of the argmax stays visible
         assert [c for c in history.columns if c.startswith("reduce_e")] == []
         assert len([c for c in history.columns if c.startswith("normal_e")]) == 30
     pareto = pd.read_csv(results / "pareto" / "cpu" / "pareto.csv")
     assert len(pareto) == 4 and (pareto["latency_ms"] > 0).all()
     assert all(Arch.parse(g) for g in pareto["genotype"])
+    assert not pareto["disconnected"].any() and (pareto["num_classes"] == 10).all()
+    assert not pareto[pareto["degenerate"]]["on_front"].any()
 
 
 def test_the_supernet_mixes_every_op_under_one_alpha_and_derives_the_argmax_cell():
@@ -241,3 +247,53 @@ def test_a_config_file_on_the_command_line_replaces_the_default_one(tmp_path):
     assert "results/public/cpu/rank.csv" in proc.stdout
     default = run_snakemake(tmp_path, "--dry-run", "results/specs/shard-11.parquet", configfile=None)
     assert "shard-11" in default.stdout  # no --configfile: the default (12 shards) is used
+
+
+def test_a_cell_is_connected_when_some_path_of_non_none_ops_leads_from_input_to_output():
+    assert Arch.parse(ALL_CONV).connected and not Arch.parse(ALL_NONE).connected
+    # input -> node 1 -> node 3 through two convolutions, every other edge none
+    assert Arch.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|").connected
+    # node 2 is reached, but only node 1's edge leads on to the output, and node 1 is cut off
+    assert not Arch.parse("|none~0|+|skip_connect~0|none~1|+|none~0|nor_conv_3x3~1|none~2|").connected
+    # every op but none carries the input, pooling and the identity included
+    assert Arch.parse("|none~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|none~2|").connected
+
+
+def _most_probable_connected_by_brute_force(probs):
+    best, best_score = None, -np.inf
+    for picks in itertools.product(range(len(nb201.OPS)), repeat=len(nb201.EDGES)):
+        arch = Arch(tuple(nb201.OPS[j] for j in picks))
+        score = np.log(probs[np.arange(len(picks)), picks]).sum()
+        if arch.connected and score > best_score:
+            best, best_score = arch, score
+    return best
+
+
+def test_derivation_on_alphas_that_favour_none_everywhere_yields_the_most_probable_connected_cell():
+    from lenna.search.supernet import argmax_disconnected, derive_genotype, make_supernet
+
+    rng = np.random.default_rng(0)
+    alpha = rng.normal(size=(6, 5))
+    alpha[:, nb201.OPS.index("none")] += 4.0  # none is the argmax of every edge
+    probs = np.exp(alpha) / np.exp(alpha).sum(axis=1, keepdims=True)
+    plain, derived = Arch.from_probs(probs), Arch.connected_from_probs(probs)
+    assert plain == Arch.parse(ALL_NONE) and not plain.connected
+    assert derived.connected and derived == _most_probable_connected_by_brute_force(probs)
+    # one edge from input to output turned on, the others keep their none
+    assert sum(op != "none" for op in derived.ops) == 1
+    # a connected argmax cell is the derivation itself, none edges and all
+    wanted = Arch.parse("|none~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|")
+    assert Arch.connected_from_probs(wanted.probs()) == wanted
+    # even a one-hot matrix of a disconnected cell (zero probabilities) has a connected best
+    assert Arch.connected_from_probs(Arch.parse(ALL_NONE).probs()).connected
+    # and the search derives it, recording that the argmax would have been disconnected
+    macro = Macro(
+        init_channels=4, layers=1, input_size=8, input_channels=1, num_classes=10, stem_multiplier=1
+    )
+    net = make_supernet(get_space("nb201", 3), macro, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.alpha_normal.copy_(torch.tensor(alpha))
+    assert derive_genotype(net) == derived and argmax_disconnected(net)
+    with torch.no_grad():
+        net.alpha_normal.copy_(torch.tensor(wanted.probs() * 5.0))
+    assert derive_genotype(net) == wanted and not argmax_disconnected(net)

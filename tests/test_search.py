@@ -1,5 +1,6 @@
 """The latency-aware DARTS search, its data, the final training and the Pareto summary."""
 
+import json
 import pickle
 
 import numpy as np
@@ -180,6 +181,8 @@ def test_search_with_a_latency_term_finds_faster_cells_than_plain_darts(digits_s
     assert Genotype.parse(aware["genotype"].iloc[-1]) == genotype
     columns = {"train_loss", "train_acc", "arch_loss", "arch_acc", "skip_normal", "normal_e00_none"}
     assert columns <= set(aware.columns)
+    # a DARTS cell never holds none: its argmax is never disconnected
+    assert not aware["argmax_disconnected"].any() and summary["argmax_disconnected_epochs"] == 0
     # the history's alpha columns are probabilities
     probs = aware[[c for c in aware.columns if c.startswith("normal_e03_")]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0)
@@ -428,6 +431,50 @@ def test_an_accuracy_change_within_the_seed_spread_is_called_noise():
     )
     text = to_markdown({"cpu": comparison}, {"cpu": {"models": summary}})
     assert "within seed noise" in text and "paired over 3 seeds" in text
+
+
+def test_a_degenerate_network_is_flagged_with_its_reason_and_kept_off_the_front():
+    from lenna.report.figures import pareto_figure
+    from lenna.report.summary import to_markdown
+
+    rows = [
+        {"model": "mlp", "lambda": lam, "seed": 0, "test_accuracy": acc, "latency_ms": lat}
+        | {"predicted_latency_ms": lat, "disconnected": disconnected, "num_classes": 10}
+        for lam, acc, lat, disconnected in [
+            (0.0, 0.95, 10.0, False),
+            (0.3, 0.93, 6.0, False),
+            (1.0, 0.102, 1.0, True),  # ignores its input: chance accuracy
+            (3.0, 0.108, 0.5, False),  # connected, yet within a point of chance: the fastest
+            (10.0, 0.115, 2.0, False),  # 1.5 points above chance: a (poor) trade-off
+        ]
+    ]
+    table = pareto_table(rows)
+    assert table["degenerate"].tolist() == [False, False, True, True, False]
+    assert table["degenerate_reason"][2] == (
+        "disconnected: no path of non-none ops from input to output; "
+        "test accuracy 10.2%, within 1 point of chance (10.0%)"
+    )
+    assert table["degenerate_reason"][3] == "test accuracy 10.8%, within 1 point of chance (10.0%)"
+    assert table["on_front"].tolist() == [True, True, False, False, True]
+    summary = headline(table)["mlp"]
+    assert [(d["lambda"], d["seed"]) for d in summary["degenerate"]] == [(1.0, 0), (3.0, 0)]
+    assert [r["degenerate"] for r in summary["sweep"]] == [0, 0, 1, 1, 0]
+    assert summary["fastest"]["lambda"] == 3.0 and summary["fastest"]["degenerate"] == 1
+    json.dumps(summary)  # the pareto summary.json
+    comparison = pd.DataFrame(
+        [{"model": "mlp", "rmse_ms": 0.1, "median_ape": 0.02, "within_10pct": 0.9, "spearman": 0.99}]
+    )
+    text = to_markdown({"cpu": comparison}, {"cpu": {"models": {"mlp": summary}}})
+    assert "**2 of the 5 found networks are degenerate**" in text
+    assert "lambda 1 seed 0: disconnected" in text and "| degenerate |" in text
+    legend = [t.get_text() for t in pareto_figure(table, "t").axes[0].get_legend().get_texts()]
+    assert "degenerate (disconnected or at chance)" in legend
+    # a table without the columns that tell (no num_classes, no connectivity) flags nothing, and
+    # puts the fastest network at chance on the front
+    plain = pareto_table(
+        [{k: v for k, v in r.items() if k not in ("disconnected", "num_classes")} for r in rows]
+    )
+    assert not plain["degenerate"].any() and plain["on_front"].tolist() == [True, True, False, True, True]
 
 
 def test_pareto_figure_draws_prediction_against_measurement_when_the_networks_have_one():

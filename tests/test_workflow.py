@@ -106,7 +106,10 @@ def test_tiny_config_searches_and_draws_the_pareto_front(tiny_run):
     columns = ["model", "lambda", "seed", "test_accuracy", "latency_ms", "predicted_latency_ms", "on_front"]
     assert list(table.columns[: len(columns)]) == columns
     assert len(table) == 4  # {mlp, elasticnet} x lambdas {0, 1} x seed 0
-    assert table["on_front"].any() and (table["latency_ms"] > 0).all()
+    assert (table["latency_ms"] > 0).all()
+    # two epochs on 128 digits can end at chance: such a network is flagged, never on the front
+    assert table["on_front"].any() or table["degenerate"].all()
+    assert not (table["on_front"] & table["degenerate"]).any()
     summary = json.loads((workdir / "results" / "pareto" / "cpu" / "summary.json").read_text())
     assert set(summary["models"]) == {"mlp", "elasticnet"}
     run = workdir / "results" / "search" / "cpu" / "mlp" / "lambda-1" / "seed-0"

@@ -28,7 +28,7 @@ import pandas as pd
 
 from lenna.io import DataError, read_table
 from lenna.space import nb201
-from lenna.space.nb201 import EDGES, Arch, ArchError
+from lenna.space.nb201 import Arch, ArchError
 from lenna.space.specs import SHAPE_COLUMNS, prob_columns, spec_id
 
 KEY_COLUMNS = ("index", "arch")
@@ -114,13 +114,9 @@ def batch_size_of(column: str) -> int:
 
 
 def connected(arch: str | Arch) -> bool:
-    """Whether the cell has a path of ops other than none from its input to its output."""
-    ops = (Arch.parse(arch) if isinstance(arch, str) else arch).ops
-    reach = {0}
-    for (node, inp), op in zip(EDGES, ops, strict=True):
-        if op != "none" and inp in reach:
-            reach.add(node + 1)
-    return nb201.STEPS in reach
+    """Whether the cell has a path of ops other than none from its input to its output
+    (`Arch.connected`)."""
+    return (Arch.parse(arch) if isinstance(arch, str) else arch).connected
 
 
 def network_dataset(table: pd.DataFrame, column: str, batch_size: int, source: str) -> pd.DataFrame:

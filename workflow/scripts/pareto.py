@@ -6,6 +6,7 @@ from pathlib import Path
 from lenna.io import atomic_write, write_json
 from lenna.jobs import log_to_rule
 from lenna.search.pareto import headline, pareto_table
+from lenna.space.spaces import connected, parse_architecture
 
 log = log_to_rule(snakemake)
 
@@ -34,6 +35,9 @@ for metrics, latency, summary in zip(
             "parameters": m["parameters"],
             "search_genotype_latency_ms": s["genotype_latency_ms"],
             "genotype": m["genotype"],
+            # what `degenerate_reason` tests: a network that ignores its input, or learned nothing
+            "disconnected": not connected(parse_architecture(m["genotype"])),
+            "num_classes": m["macro"]["num_classes"],
         }
     )
 table = pareto_table(rows)

@@ -108,6 +108,20 @@ def _networks(row) -> str:
     )
 
 
+def _degenerate(entry: dict) -> str:
+    """The found networks that are degenerate (`lenna.search.pareto.degenerate_reason`), in a
+    sentence; "" when there are none."""
+    found = entry.get("degenerate") or []
+    if not found:
+        return ""
+    total = sum(row["seeds"] for row in entry["sweep"])
+    listed = "; ".join(f"lambda {d['lambda']:g} seed {d['seed']}: {d['reason']}" for d in found)
+    return (
+        f" **{len(found)} of the {total} found networks are degenerate**, no trade-off and off the "
+        f"Pareto front ({listed})."
+    )
+
+
 def _sections(
     comparisons: dict[str, pd.DataFrame],
     pareto: dict[str, dict],
@@ -137,7 +151,10 @@ def _sections(
         for model, entry in (pareto.get(target) or {}).get("models", {}).items():
             base, best = entry.get("baseline"), entry.get("best")
             if base is None:
-                parts.append(f"Search with {model}: no lambda 0 run, so no baseline to compare with.")
+                parts.append(
+                    f"Search with {model}: no lambda 0 run, so no baseline to compare with."
+                    + _degenerate(entry)
+                )
                 continue
             text = (
                 f"Search with the {model} predictor: plain DARTS (lambda 0) reaches "
@@ -157,6 +174,7 @@ def _sections(
             if rho is not None:
                 text += f" Spearman correlation of lambda and latency ({source}) over the sweep: {rho:.2f}."
             text += _prediction(entry.get("prediction"))
+            text += _degenerate(entry)
             parts.append(text)
             sweep = pd.DataFrame(entry["sweep"])
             sweep["test_accuracy"] *= 100
@@ -170,6 +188,7 @@ def _sections(
             order = [
                 "lambda",
                 "seeds",
+                "degenerate",
                 "test_accuracy_%",
                 "sd_points",
                 "change_points",

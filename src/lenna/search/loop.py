@@ -3,7 +3,8 @@
 The training part of the data is cut in two halves: one trains the supernet's weights (SGD,
 cosine schedule, gradient clipping), the other its alphas (`Architect`, Adam). Alpha updates
 start after ``warmup_epochs`` of weight-only training. After every epoch the current genotype is
-derived (`derive_genotype`) and recorded with the predicted latencies.
+derived (`derive_genotype`) and recorded with the predicted latencies, and whether the plain
+argmax of the alphas would have been a disconnected cell (`argmax_disconnected`, NAS-Bench-201).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from torch import nn
 
 from lenna.search.architect import LATENCY_FORMS, Architect, accuracy
 from lenna.search.images import ImageData, Split, batches
-from lenna.search.supernet import SKIP, SuperNet, alpha_table, derive_genotype, make_supernet
+from lenna.search.supernet import (
+    SKIP,
+    SuperNet,
+    alpha_table,
+    argmax_disconnected,
+    derive_genotype,
+    make_supernet,
+)
 from lenna.space import lenna_block
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
@@ -160,7 +168,8 @@ def skip_count(arch) -> int:
 
 def epoch_record(net: SuperNet, settings: SearchSettings, architect: Architect, genotype_latency) -> dict:
     """What an epoch ends with: the derived genotype (with and without the skip cap), its
-    predicted latency, the expected latency of the alphas and the alphas themselves."""
+    predicted latency, the expected latency of the alphas, whether the plain argmax cell would
+    have been disconnected (a collapse the connected derivation hides) and the alphas themselves."""
     genotype = derive_genotype(net, settings.max_skip_normal)
     uncapped = derive_genotype(net, None)
     return {
@@ -168,6 +177,7 @@ def epoch_record(net: SuperNet, settings: SearchSettings, architect: Architect, 
         "genotype_latency_ms": genotype_latency(genotype),
         "skip_normal": skip_count(uncapped),
         "skip_normal_capped": skip_count(genotype),
+        "argmax_disconnected": argmax_disconnected(net),
         "genotype": str(genotype),
         **alpha_table(net),
     }
@@ -211,6 +221,7 @@ def run_search(
             f"epoch {epoch}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} "
             f"arch acc {row['arch_acc']:.3f} E[lat] {history[-1]['expected_latency_ms']:.3f} ms "
             f"genotype {history[-1]['genotype_latency_ms']:.3f} ms skips {history[-1]['skip_normal']}"
+            + (" (the argmax cell is disconnected)" if history[-1]["argmax_disconnected"] else "")
         )
     summary = {
         "lambda": lam,
@@ -218,6 +229,8 @@ def run_search(
         "reference_latency_ms": architect.reference_ms,
         "final_expected_latency_ms": history[-1]["expected_latency_ms"],
         "genotype_latency_ms": history[-1]["genotype_latency_ms"],
+        "argmax_disconnected": bool(history[-1]["argmax_disconnected"]),
+        "argmax_disconnected_epochs": sum(row["argmax_disconnected"] for row in history),
         "settings": asdict(settings),
         "data": data.sizes() | {"weight_half": len(w_half), "alpha_half": len(a_half)},
         "weight_step_s": weights.seconds,

@@ -1,7 +1,9 @@
 """Accuracy against measured latency of every searched network; the Pareto front and headline.
 
 One row per (predictor model, lambda, seed): the final network's test accuracy, its latency
-measured on the target, and the latency the predictor gave it. lambda 0 is plain DARTS.
+measured on the target, and the latency the predictor gave it. lambda 0 is plain DARTS. A found
+network that is *degenerate* (`degenerate_reason`: disconnected, or no better than chance) is
+flagged with its reason and kept off the front: its low latency is no trade-off.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ PARETO_COLUMNS = [
     "latency_ms",
     "predicted_latency_ms",
     "on_front",
+    "degenerate",
+    "degenerate_reason",
 ]
+
+# A network whose test accuracy is within this many points of chance (1 / num_classes) learned
+# nothing from its images.
+CHANCE_MARGIN_POINTS = 1.0
 
 
 def on_front(accuracy, latency) -> np.ndarray:
@@ -31,11 +39,34 @@ def on_front(accuracy, latency) -> np.ndarray:
     return front
 
 
+def degenerate_reason(row: dict) -> str:
+    """Why a found network (a row of the table) is degenerate, "" if it is not: ``disconnected``
+    (where the row has it: no path of non-``none`` ops from input to output, so the network
+    ignores its input), or test accuracy within `CHANCE_MARGIN_POINTS` of chance, 1 /
+    ``num_classes`` (where the row has it); both are joined by "; "."""
+    reasons = []
+    if pd.notna(row.get("disconnected")) and bool(row["disconnected"]):
+        reasons.append("disconnected: no path of non-none ops from input to output")
+    if pd.notna(row.get("num_classes")):
+        chance = 1.0 / row["num_classes"]
+        if row["test_accuracy"] <= chance + CHANCE_MARGIN_POINTS / 100:
+            reasons.append(
+                f"test accuracy {100 * row['test_accuracy']:.1f}%, within {CHANCE_MARGIN_POINTS:g} "
+                f"point of chance ({100 * chance:.1f}%)"
+            )
+    return "; ".join(reasons)
+
+
 def pareto_table(rows: list[dict]) -> pd.DataFrame:
-    """One row per searched network, sorted, with `on_front`."""
+    """One row per searched network, sorted, with `degenerate` and its `degenerate_reason`, and
+    `on_front` among the networks that are not degenerate."""
     table = pd.DataFrame(rows)
     table = table.sort_values(["model", "lambda", "seed"], ignore_index=True)
-    table["on_front"] = on_front(table["test_accuracy"], table["latency_ms"])
+    table["degenerate_reason"] = [degenerate_reason(row) for row in table.to_dict("records")]
+    table["degenerate"] = table["degenerate_reason"] != ""
+    kept = ~table["degenerate"]
+    table["on_front"] = False
+    table.loc[kept, "on_front"] = on_front(table.loc[kept, "test_accuracy"], table.loc[kept, "latency_ms"])
     return table[PARETO_COLUMNS + [c for c in table.columns if c not in PARETO_COLUMNS]]
 
 
@@ -99,7 +130,8 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
     accuracy is within ``tolerance_points`` accuracy points of lambda 0, its latency as a ratio
     to lambda 0's and whether its accuracy change is beyond seed noise; and the Spearman
     correlation between lambda and mean latency over the sweep (negative: latency falls as
-    lambda grows)."""
+    lambda grows). Every degenerate network (`degenerate_reason`) is listed under
+    ``degenerate`` with its lambda, seed and reason, and counted per lambda in the sweep."""
     out = {}
     for model, group in table.groupby("model"):
         sweep = (
@@ -111,12 +143,17 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
                 latency_std=("latency_ms", "std"),
                 predicted_latency_ms=("predicted_latency_ms", "mean"),
                 seeds=("seed", "count"),
+                degenerate=("degenerate", "sum"),
             )
             .reset_index()
         )
         sweep = sweep.merge(paired_change(group), on="lambda", how="left")
         entry = {"sweep": sweep.replace({np.nan: None}).to_dict(orient="records")}
         entry["prediction"] = prediction_accuracy(group)
+        entry["degenerate"] = [
+            {"lambda": float(row["lambda"]), "seed": int(row["seed"]), "reason": row["degenerate_reason"]}
+            for _, row in group[group["degenerate"]].iterrows()
+        ]
         if len(sweep) > 1:
             rho = spearmanr(sweep["lambda"], sweep["latency_ms"]).statistic
             entry["spearman_lambda_latency"] = None if np.isnan(rho) else float(rho)
@@ -144,6 +181,7 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
                     "change_p_value": _none_if_nan(best["change_p_value"]),
                     "paired_seeds": int(best["paired_seeds"]),
                     "beyond_seed_noise": bool(best["beyond_seed_noise"]),
+                    "degenerate": int(best["degenerate"]),
                 }
             else:
                 entry["best"] = None
@@ -152,6 +190,7 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
                 "lambda": float(fastest["lambda"]),
                 "latency_ratio": float(fastest["latency_ms"] / base["latency_ms"]),
                 "accuracy_change_points": float(100 * (fastest["test_accuracy"] - base["test_accuracy"])),
+                "degenerate": int(fastest["degenerate"]),
             }
         out[model] = entry
     return out

@@ -3,9 +3,14 @@
 A supernet mixes every candidate op on every edge with softmax(alpha) weights. DARTS: one alpha
 matrix (n_edges, n_ops) shared by all normal cells and one by all reduction cells. NAS-Bench-201
 (as the benchmark ran DARTS): one alpha matrix (6, 5) shared by every cell, the reduction blocks
-fixed, and the derived cell is the argmax op of every edge, ``none`` included. LENNA: one alpha
-matrix (15, 11) shared by all normal blocks and one by all reduction blocks, the identity masked
-out of a reduction block's strided edges, and the derived blocks the argmax op of every edge.
+fixed; the benchmark derived the argmax op of every edge, ``none`` included, which under a
+latency term can leave no path from input to output (a network that ignores its image), so the
+derived cell here is the most probable *connected* one (`Arch.connected_from_probs`), the argmax
+cell whenever that is connected, and the history records when it was not (`argmax_disconnected`).
+LENNA: one alpha matrix (15, 11) shared by all normal blocks and one by all reduction blocks, the
+identity masked out of a reduction block's strided edges, and the derived blocks the argmax op of
+every edge (LENNA has no ``none``: its blocks are always connected; nor can a DARTS genotype hold
+``none``).
 """
 
 from __future__ import annotations
@@ -267,11 +272,11 @@ def derive_cell(alpha: torch.Tensor | np.ndarray, op_names: Sequence[str], steps
 def derive_genotype(
     net: SuperNet | NB201SuperNet | LennaSuperNet, max_skip_normal: int | None = None
 ) -> Genotype | Arch | lenna_block.Arch:
-    """The discrete architecture of the alphas: a DARTS genotype (with the skip cap), or the
-    NAS-Bench-201 cell / LENNA blocks of the most probable op on every edge (neither has a cap)."""
+    """The discrete architecture of the alphas: a DARTS genotype (with the skip cap), the most
+    probable connected NAS-Bench-201 cell, or the LENNA blocks of the most probable op on every
+    edge (neither of the last two has a cap)."""
     if isinstance(net, NB201SuperNet):
-        with torch.no_grad():
-            return Arch.from_probs(torch.softmax(_on_host(net.alpha_normal), dim=-1).numpy())
+        return Arch.connected_from_probs(_nb201_probs(net))
     if isinstance(net, LennaSuperNet):
         with torch.no_grad():
             return lenna_block.Arch.from_probs(*(_on_host(p).numpy() for p in net.probs()))
@@ -280,6 +285,18 @@ def derive_genotype(
         normal = derive_cell(net.alpha_normal, net.op_names, net.steps, max_skip_normal)
         reduce = derive_cell(net.alpha_reduce, net.op_names, net.steps)
     return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
+
+
+def _nb201_probs(net: NB201SuperNet) -> np.ndarray:
+    with torch.no_grad():
+        return torch.softmax(_on_host(net.alpha_normal), dim=-1).numpy()
+
+
+def argmax_disconnected(net: SuperNet | NB201SuperNet | LennaSuperNet) -> bool:
+    """Whether the argmax op of every edge (the benchmark's rule) would give a NAS-Bench-201 cell
+    with no path of non-``none`` ops from input to output: the collapse that the connected
+    derivation hides. Never in the other spaces, whose derivations never pick ``none``."""
+    return isinstance(net, NB201SuperNet) and not Arch.from_probs(_nb201_probs(net)).connected
 
 
 def alpha_table(net: SuperNet | NB201SuperNet) -> dict:

@@ -19,6 +19,7 @@ stages, batch norm and ReLU, global pooling and a linear classifier. In a `Macro
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch import nn
 
 from lenna.space.cell import CellShape, Edge, GatedCell, edge_list, edges_from_probabilities
 from lenna.space.network import Macro
-from lenna.space.ops import OP_SETS, ReLUConvBN, make_op
+from lenna.space.ops import NONE, OP_SETS, ReLUConvBN, make_op
 
 OPS = OP_SETS["nb201"]
 STEPS = 3  # nodes after the input node
@@ -126,19 +127,62 @@ class Arch:
         probs[np.arange(len(EDGES)), [OPS.index(op) for op in self.ops]] = 1.0
         return probs
 
+    @property
+    def connected(self) -> bool:
+        """Whether some path of non-``none`` ops leads from the input to the output (node 3).
+        If none does, the cell outputs zeros whatever its input, and so its network ignores the
+        image: a classifier of constant output, at chance accuracy."""
+        reached = {0}  # edges come node by node, so every input of a node is settled first
+        for (node, inp), op in zip(EDGES, self.ops, strict=True):
+            if op != NONE and inp in reached:
+                reached.add(node + 1)
+        return STEPS in reached
+
     @classmethod
     def from_probs(cls, probs) -> Arch:
-        """The most probable op on every edge (the derivation of a NAS-Bench-201 search)."""
-        probs = np.asarray(probs)
-        if probs.shape != (len(EDGES), len(OPS)):
-            raise ArchError(f"probabilities of shape {probs.shape}, expected {(len(EDGES), len(OPS))}")
+        """The most probable op on every edge, ``none`` included: the benchmark's reference rule
+        (its DARTS runs), which a latency term can drive to a disconnected cell."""
+        probs = _check_probs(probs)
         return cls(tuple(OPS[int(k)] for k in probs.argmax(axis=1)))
+
+    @classmethod
+    def connected_from_probs(cls, probs) -> Arch:
+        """The derivation of a search: the most probable cell by the (edges, ops) probabilities
+        (the largest product over edges of the chosen op's probability) among the `connected`
+        ones. That is `from_probs` whenever the argmax cell is connected; otherwise an exact
+        search over which edges hold ``none``, each other edge taking its most probable op
+        other than ``none`` (2^6 patterns, so exact and cheap). A probability of 0 counts as the
+        smallest positive float, so even the one-hot matrix of a disconnected cell has a best
+        connected one: the fewest edges changed."""
+        probs = _check_probs(probs)
+        argmax = cls.from_probs(probs)
+        if argmax.connected:
+            return argmax
+        logp = np.log(np.maximum(probs.astype(np.float64), np.finfo(np.float64).tiny))
+        none = OPS.index(NONE)
+        others = [j for j in range(len(OPS)) if j != none]
+        best_other = np.array(others)[logp[:, others].argmax(axis=1)]
+        best, best_score = None, -np.inf
+        for pattern in itertools.product((True, False), repeat=len(EDGES)):  # True: the edge is none
+            picks = [none if off else int(j) for off, j in zip(pattern, best_other, strict=True)]
+            arch = cls(tuple(OPS[j] for j in picks))
+            score = logp[np.arange(len(EDGES)), picks].sum()
+            if arch.connected and score > best_score:
+                best, best_score = arch, score
+        return best
 
     def cell(self, shape: CellShape, affine: bool = True) -> NB201Cell:
         return NB201Cell.from_probabilities(shape, OPS, self.probs(), affine=affine)
 
     def network(self, macro: Macro) -> NB201Network:
         return NB201Network(macro, self.cell)
+
+
+def _check_probs(probs) -> np.ndarray:
+    probs = np.asarray(probs)
+    if probs.shape != (len(EDGES), len(OPS)):
+        raise ArchError(f"probabilities of shape {probs.shape}, expected {(len(EDGES), len(OPS))}")
+    return probs
 
 
 @functools.cache

@@ -19,7 +19,7 @@ import torch
 
 from lenna.space import lenna_block, nb201
 from lenna.space.cell import Cell, CellShape, GatedCell, edge_list
-from lenna.space.genotype import Genotype
+from lenna.space.genotype import Genotype, GenotypeError
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import OP_SETS, op_set
 
@@ -121,14 +121,29 @@ def load_architecture(path) -> Genotype | nb201.Arch | lenna_block.Arch:
     except (OSError, UnicodeDecodeError):
         return Genotype.load(path)  # the genotype reader names the file and the problem
     try:
+        return parse_architecture(stripped)
+    except (GenotypeError, nb201.ArchError, lenna_block.ArchError) as err:
+        raise type(err)(f"{path}: {err}") from None
+
+
+def parse_architecture(text: str) -> Genotype | nb201.Arch | lenna_block.Arch:
+    """An architecture in any of the forms `load_architecture` reads (the text of a file, or
+    the ``genotype`` string that a run records)."""
+    stripped = text.strip()
+    try:
         if stripped.startswith("|"):
             return nb201.Arch.parse(stripped)
         if stripped.startswith("{") and '"nb201"' in stripped:
             return nb201.Arch.parse(json.loads(stripped)["nb201"])
         if stripped.startswith("normal=") or (stripped.startswith("{") and '"lenna"' in stripped):
             return lenna_block.Arch.parse(stripped)
-    except (nb201.ArchError, lenna_block.ArchError) as err:
-        raise type(err)(f"{path}: {err}") from None
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise nb201.ArchError(f"{path}: {err}") from None
-    return Genotype.load(path)
+        raise nb201.ArchError(str(err)) from None
+    return Genotype.parse(stripped)
+
+
+def connected(arch: Genotype | nb201.Arch | lenna_block.Arch) -> bool:
+    """Whether the architecture's network depends on its input: some path of non-``none`` ops
+    from a cell's input to its output. Only a NAS-Bench-201 cell can fail (`Arch.connected`): a
+    DARTS genotype never holds ``none`` and LENNA's blocks have no ``none`` op."""
+    return arch.connected if isinstance(arch, nb201.Arch) else True
