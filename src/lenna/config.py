@@ -97,8 +97,6 @@ def check_config(config: dict) -> None:
                     "so no latency spec covers that network"
                 )
 
-    _check_networks(config)
-
     sampling = config["sampling"]
     weights = sampling["samplers"]
     for name in weights:
@@ -148,6 +146,7 @@ def check_config(config: dict) -> None:
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
     check_search(config)
+    _check_networks(config)
 
 
 def _check_networks(config: dict) -> None:

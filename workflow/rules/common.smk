@@ -242,7 +242,7 @@ def network_files(target, name, models):
         return []
     folder = "predictors" if name == "network.json" else "networks"
     return expand(
-        "results/" + folder + "/{target}/{model}/{name}",
+        f"results/{folder}/{{target}}/{{model}}/{{name}}",
         target=target,
         model=models,
         name=name,

@@ -37,7 +37,7 @@ rule merge_networks:
     log:
         "logs/merge_networks/{target}.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/predictors.yaml"
     params:
         calibrate=config["datasets"]["calibrate"],
         split=config["datasets"]["split"],

@@ -121,7 +121,7 @@ def prediction_accuracy(group: pd.DataFrame) -> dict | None:
             "within_10pct": float((error <= 0.1).mean()),
             "median_ape": float(error.median()),
         }
-    return out or None
+    return out if "predicted" in out else None
 
 
 def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
