@@ -51,6 +51,27 @@ def write_json(data, path) -> None:
     atomic_write(Path(path), write)
 
 
+def read_description(path, fmt: str, version: int, error: type[Exception], missing: str = "") -> dict:
+    """A versioned JSON description (a predictor's ``model.json``, a ``network.json``): its
+    ``format`` must be ``fmt`` and its ``format_version`` at most ``version``; anything else is
+    ``error`` naming the file (``missing`` adds a hint to a missing file's message)."""
+    path = Path(path)
+    try:
+        description = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no such file{missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(description, dict) or description.get("format") != fmt:
+        raise error(f"{path}: not a {fmt} description")
+    if description.get("format_version", 0) > version:
+        raise error(
+            f"{path}: format version {description['format_version']} is newer than this "
+            f"version of lenna reads ({version})"
+        )
+    return description
+
+
 def read_parquet(path, required: Iterable[str] = ()) -> pd.DataFrame:
     """Read a table, failing with the file name if it is unreadable or lacks ``required`` columns."""
     try:

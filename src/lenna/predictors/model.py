@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.io import atomic_write
+from lenna.io import atomic_write, read_description
 from lenna.predictors.network import NetworkModel, NetworkModelError
 from lenna.space import lenna_block, nb201
 from lenna.space.cell import CellShape, edge_list
@@ -296,19 +296,8 @@ class LatencyPredictor:
         """Load a predictor directory; a missing, corrupted or mismatched file is an error naming it."""
         directory = Path(directory)
         meta = directory / "model.json"
-        try:
-            description = json.loads(meta.read_text())
-        except FileNotFoundError:
-            raise PredictorError(f"{meta}: no such file (is {directory} a predictor directory?)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise PredictorError(f"{meta}: not valid JSON ({err})") from None
-        if not isinstance(description, dict) or description.get("format") != FORMAT:
-            raise PredictorError(f"{meta}: not a {FORMAT} description")
-        if description.get("format_version", 0) > FORMAT_VERSION:
-            raise PredictorError(
-                f"{meta}: format version {description['format_version']} is newer than this "
-                f"version of lenna reads ({FORMAT_VERSION})"
-            )
+        hint = f" (is {directory} a predictor directory?)"
+        description = read_description(meta, FORMAT, FORMAT_VERSION, PredictorError, hint)
         if description.get("kind") not in KINDS:
             raise PredictorError(f"{meta}: unknown kind {description.get('kind')!r}; known: {list(KINDS)}")
         path = directory / description.get("weights_file", "weights.npz")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenna.io import atomic_write
+from lenna.io import atomic_write, read_description
 from lenna.space.architectures import network_parts, random_architecture
 from lenna.space.network import Macro
 from lenna.space.spaces import Space, get_space
@@ -142,16 +142,7 @@ class NetworkModel:
     @classmethod
     def load(cls, path) -> NetworkModel:
         path = Path(path)
-        try:
-            description = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise NetworkModelError(f"{path}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise NetworkModelError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(description, dict) or description.get("format") != FORMAT:
-            raise NetworkModelError(f"{path}: not a {FORMAT} description")
-        if description.get("format_version", 0) > FORMAT_VERSION:
-            raise NetworkModelError(f"{path}: format version {description['format_version']} is too new")
+        description = read_description(path, FORMAT, FORMAT_VERSION, NetworkModelError)
         if description.get("chosen") not in description.get("candidates", {}):
             raise NetworkModelError(f"{path}: chosen model {description.get('chosen')!r} has no parameters")
         return cls({**description, "path": str(path)})

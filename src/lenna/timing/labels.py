@@ -394,6 +394,22 @@ def label_specs(
     return labels, {**clock.summary(), **retime}
 
 
+def quiet_job(label_all) -> tuple[list[dict], dict]:
+    """Run a timing job's ``label_all()`` (-> labels, the job's reference and re-timing) with
+    the garbage collector off (a collection during a timed pass is noise, not latency) and the
+    job's interference measured (`lenna.timing.interference.CpuMeter`), added to the job's
+    columns."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    meter = CpuMeter()
+    try:
+        labels, clock = label_all()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return labels, {**clock, **meter.summary()}
+
+
 def measure_specs(
     specs: pd.DataFrame,
     target: Target,
@@ -406,15 +422,7 @@ def measure_specs(
     (`label_specs`) and what else ran meanwhile (`lenna.timing.interference`); rows keep the
     spec order."""
     prov = provenance(target, device_str, device)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection during a timed pass is noise, not latency
-    meter = CpuMeter()
-    try:
-        labels, clock = label_specs(specs, target, device, protocol, reference)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    clock = {**clock, **meter.summary()}
+    labels, clock = quiet_job(lambda: label_specs(specs, target, device, protocol, reference))
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = [
         {"spec_id": spec_id, "label_kind": kind, **label, **clock, **prov, "measured_at": measured_at}

@@ -14,7 +14,6 @@ predict them without a device.
 
 from __future__ import annotations
 
-import gc
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,13 +31,13 @@ from lenna.space.architectures import (
 from lenna.space.network import Macro, network_macro
 from lenna.space.spaces import Space
 from lenna.timing.devices import Target
-from lenna.timing.interference import CpuMeter
 from lenna.timing.labels import (
     SpecTiming,
     _out_of_memory_as_failure,
     _OutOfMemory,
     _ReferenceClock,
     provenance,
+    quiet_job,
     visit_in_rounds,
 )
 from lenna.timing.protocol import TimingProtocol, label_of, timed_round
@@ -216,15 +215,7 @@ def measure_networks(
 ) -> pd.DataFrame:
     """Rows of `label_networks` with each network's architecture, macro and group, the job's
     reference timing, what else ran meanwhile, and provenance (as the cells' rows have)."""
-    was_enabled = gc.isenabled()
-    gc.disable()  # a collection during a timed pass is noise, not latency
-    meter = CpuMeter()
-    try:
-        labels, clock = label_networks(items, target, device, protocol, reference)
-    finally:
-        if was_enabled:
-            gc.enable()
-    clock = {**clock, **meter.summary()}
+    labels, clock = quiet_job(lambda: label_networks(items, target, device, protocol, reference))
     prov = provenance(target, device_str, device)
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
