@@ -197,11 +197,10 @@ def test_the_network_model_is_fitted_and_chosen_by_validation_error(fitted):
     assert summary["by_split"]["train"] > 10 and summary["by_split"]["val"] > 0
     candidates = model.description["candidates"]
     assert set(candidates) == {"sum", "affine", "overhead", "features"}
-    assert model.chosen != "sum" and model.description["chosen_by"] == "val mean_ape"
-    assert candidates[model.chosen]["val"]["mean_ape"] == min(
-        c["val"]["mean_ape"] for c in candidates.values()
-    )
-    assert candidates["sum"]["val"]["mean_ape"] > 0.1  # the plain sum misses the 15% and the overhead
+    assert model.chosen != "sum" and model.description["chosen_by"] == "val median_ape"
+    best = min(c["val"]["median_ape"] for c in candidates.values())
+    assert candidates[model.chosen]["val"]["median_ape"] <= best + 0.005  # the simpler within half a point
+    assert candidates["sum"]["val"]["median_ape"] > 0.1  # the plain sum misses the 15% and the overhead
     scored = score_networks(table, model, inputs)
     metrics = network_metrics(scored, model)
     # Networks the model never saw, the held-out macro and published architectures among them.
