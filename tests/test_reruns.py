@@ -111,7 +111,7 @@ def test_editing_the_labels_protocol_retimes_the_spec_shards_and_the_networks_on
     # Cells, whole networks and found networks share the visits, reference and re-timing.
     jobs = edited(*copy_run, "timing/labels.py")
     assert jobs["measure_latency"] == 3 and jobs["measure_networks"] == 1
-    assert not {"measure_lut", "sample_specs", "train_mlp"} & set(jobs)
+    assert not {"measure_lut", "sample_specs"} & set(jobs)
 
 
 def test_editing_the_network_model_reruns_the_network_stage_and_the_searches_never_timing(copy_run):

@@ -164,6 +164,11 @@ def fit_mlp(
             stale += 1
             if stale >= patience:
                 break
+    if best is None:  # no validation spec, or none the network could predict (NaN)
+        raise ValueError(
+            f"the MLP has no finite validation RMSE to keep a model by ({len(val)} validation specs); "
+            "time more specs, or fewer unstable ones (the merge's label_quality)"
+        )
     weights = _scaling(normaliser)
     for i in range(len(hidden) + 1):
         weights[f"w{i}"] = best[f"layers.{i}.weight"].double().numpy()
