@@ -392,6 +392,23 @@ def plot_pareto(table: pd.DataFrame, title: str, path) -> None:
     plt.close(fig)
 
 
+def _mark_degenerate(ax, table: pd.DataFrame) -> None:
+    """A red cross on every degenerate network (`lenna.search.pareto.degenerate_reason`):
+    disconnected or at chance, never on the front, so its low latency does not read as a
+    trade-off."""
+    if "degenerate" in table and table["degenerate"].any():
+        bad = table[table["degenerate"].astype(bool)]
+        ax.scatter(
+            bad["latency_ms"],
+            100 * bad["test_accuracy"],
+            marker="x",
+            color="red",
+            s=90,
+            zorder=3,
+            label="degenerate (disconnected or at chance)",
+        )
+
+
 def pareto_figure(table: pd.DataFrame, title: str):
     """Left: test accuracy (%) against measured latency, colour = lambda, marker = predictor
     model, the Pareto front as a step line. Right, where the networks have a prediction: their
@@ -420,19 +437,7 @@ def pareto_figure(table: pd.DataFrame, title: str):
                     if plain:
                         style.update(facecolor="none", edgecolor=cmap(k), linewidth=1.2)
                         axes[1].scatter(sel["latency_ms"], sel["predicted_sum_ms"], **style)
-    # A red cross on a degenerate network (`lenna.search.pareto.degenerate_reason`): disconnected
-    # or at chance, never on the front, so its low latency does not read as a trade-off.
-    if "degenerate" in table and table["degenerate"].any():
-        bad = table[table["degenerate"].astype(bool)]
-        ax.scatter(
-            bad["latency_ms"],
-            100 * bad["test_accuracy"],
-            marker="x",
-            color="red",
-            s=90,
-            zorder=3,
-            label="degenerate (disconnected or at chance)",
-        )
+    _mark_degenerate(ax, table)
     front = table[table["on_front"]].sort_values("latency_ms")
     ax.step(
         front["latency_ms"], 100 * front["test_accuracy"], where="post", color="crimson", label="Pareto front"
