@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,23 @@ def run_snakemake(
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+            f"snakemake failed ({proc.returncode}):\n{failed_jobs(proc.stderr, workdir)}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def failed_jobs(stderr: str, workdir: Path) -> str:
+    """The "Error in rule" blocks of a snakemake run's output, each with the end of the job's log,
+    so that a failure deep in a long run is shown rather than cut off."""
+    blocks = []
+    for block in re.findall(r"Error in rule .*?(?=\n\n|\Z)", stderr, flags=re.S):
+        blocks.append(block)
+        for log in re.findall(r"log: (\S+)", block):
+            path = workdir / log.rstrip(",")
+            if path.is_file():
+                blocks.append(f"--- {log} (end) ---\n{path.read_text(errors='replace')[-4000:]}")
+    return "\n".join(blocks) or "(no 'Error in rule' in the output)"
 
 
 def apply_changes(config: dict, changes: dict) -> dict:

@@ -9,11 +9,15 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The package of this checkout (installed editable by ./setup-env, so jobs import the same code);
-# its modules are rule inputs, so editing one re-runs the rules that run it.
+# The package of this checkout; its modules are rule inputs, so editing one re-runs the rules that
+# run it. Every job imports it from here, whatever its interpreter (this one, a conda env's, a
+# cluster node's): it is first on this process's path and on the PYTHONPATH that jobs inherit.
 SRC = Path(workflow.basedir) / "src"
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(SRC))
+_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+if _paths[0] != str(SRC):
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, _paths)])
 
 from lenna import config as cfg  # noqa: E402
 from lenna.imports import package_modules  # noqa: E402
