@@ -1,5 +1,5 @@
 """The published GPU latency dataset (data/latency/): CPU-only users train on it as an external
-target. It was timed by `config/gpu.yaml` on an H100 (README, "The GPU path")."""
+target. It was timed by `config/gpu.yaml` on an H100 (docs/gpu.md)."""
 
 from pathlib import Path
 

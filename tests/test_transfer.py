@@ -82,7 +82,7 @@ def test_a_bad_device_table_is_an_error_naming_the_file(tmp_path, frame, message
 def test_disconnected_cells_are_left_out_of_the_datasets(table):
     assert not connected(ALL_NONE) and connected(CONV_PATH)
     data = network_dataset(table, "pixel3", 1, source="public")
-    assert len(table) - len(data) == 341  # the README's count
+    assert len(table) - len(data) == 341  # the count in docs/device-tables.md
     # what is left has no degenerate (pruned) pixel3 latency
     assert data["latency_ms"].min() > 1.0 and table["pixel3"].min() < 0.01
     assert (data["unit"] == "network").all() and set(data["batch_size"]) == {1}

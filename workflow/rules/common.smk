@@ -397,8 +397,8 @@ REPORT = "results/report.html"
 
 
 def say_label_quality():
-    """At the end of a run: every measured target's label quality, loud when poor (README,
-    "Label quality")."""
+    """At the end of a run: every measured target's label quality, loud when poor
+    (docs/measurement.md, "Label quality")."""
     from lenna.datasets import describe_label_quality
 
     for target in MEASURED:

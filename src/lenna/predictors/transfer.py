@@ -1,14 +1,14 @@
 """A latency predictor for a device from a few of its measurements, learnt across other devices.
 
-The transfer (chosen by measurement, README "Few-shot predictors"): a *source model*, an MLP from
-an architecture's features to its standardised log latency on every source device at once,
-trained on the source devices' tables; then, for the new device, a ridge regression of its log
+The transfer (chosen by measurement, docs/device-tables.md, "Few-shot targets"): a *source
+model*, an MLP from an architecture's features to its standardised log latency on every source
+device at once, trained on the source devices' tables; then, for the new device, a ridge regression of its log
 latency on the source model's outputs, fitted on its n labels, the penalty chosen by
 leave-one-out error among them. The new device is thus predicted as a learnt blend of the
 (denoised) source devices. Composed, the two are one MLP whose last layer is the blend: a
 predictor of kind ``mlp`` like any other, loadable by `load_predictor`, differentiable for the
 search. Fine-tuning the source model on the n labels as well did not help on the public table
-(README), so it is not done.
+(benchmarks/NOTES.md), so it is not done.
 
 `leave_one_device_out` scores it as the field does: each device of a table held out in turn,
 its source model built from the other columns only (`source_table` drops the held-out column
