@@ -23,7 +23,8 @@ import yaml
 from lenna.predictors.model import load_predictor
 from lenna.search.architect import Architect
 from lenna.search.images import batches, load_data
-from lenna.search.loop import WeightStep, search_settings
+from lenna.search.loop import WeightStep
+from lenna.search.settings import search_settings
 from lenna.search.supernet import SuperNet
 from lenna.space.network import Macro, network_macro
 from lenna.space.ops import op_set

@@ -13,8 +13,9 @@ from lenna.predictors.model import LatencyPredictor
 from lenna.search.architect import SecondOrder, latency_term
 from lenna.search.final import FinalSettings, train_final
 from lenna.search.images import DatasetError, _stratified_parts, load_cifar10, load_data, load_digits
-from lenna.search.loop import SearchSettings, run_search
+from lenna.search.loop import run_search
 from lenna.search.pareto import headline, on_front, pareto_table
+from lenna.search.settings import SearchSettings
 from lenna.search.supernet import SuperNet, alpha_table, derive_cell, derive_genotype
 from lenna.space.cell import edge_list
 from lenna.space.genotype import Genotype

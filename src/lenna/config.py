@@ -52,7 +52,21 @@ def complete_search_space(config: dict) -> None:
 def check_config(config: dict) -> None:
     """Raise `ConfigError` naming the key of the first invalid value found."""
     complete_search_space(config)
-    space = config["search_space"]
+    _check_space(config["search_space"])
+    _check_macro(config)
+    _check_sampling(config["sampling"])
+    _check_targets(config)
+    _check_public(config)
+    split = config["datasets"]["split"]
+    if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
+        raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
+    check_search(config)
+    _check_networks(config)
+
+
+def _check_space(space: dict) -> None:
+    """The completed ``search_space`` section: an implemented op set of the named space, and the
+    node count of a space whose cells have a fixed one."""
     if space["op_set"] not in OP_SETS:
         raise ConfigError(
             f"search_space.op_set: unknown op set {space['op_set']!r}; known: {sorted(OP_SETS)}"
@@ -73,7 +87,12 @@ def check_config(config: dict) -> None:
             f"search_space.steps: a {space['name']} cell has {fixed} nodes, not {space['steps']}"
         )
 
-    macro = config["macro"]
+
+def _check_macro(config: dict) -> None:
+    """The ``macro`` section: input sizes a network can halve twice, what a space other than
+    DARTS cannot build (a stem multiplier, derived samples), and search and final networks inside
+    the ranges the latency specs cover."""
+    space, macro = config["search_space"], config["macro"]
     for size in macro["input_size"]:
         if size % 4:
             raise ConfigError(f"macro.input_size: {size} is not divisible by 4 (a network reduces twice)")
@@ -97,7 +116,10 @@ def check_config(config: dict) -> None:
                     "so no latency spec covers that network"
                 )
 
-    sampling = config["sampling"]
+
+def _check_sampling(sampling: dict) -> None:
+    """The ``sampling`` section: known samplers with shares that sum above zero, and an
+    increasing concentration range."""
     weights = sampling["samplers"]
     for name in weights:
         if name not in SAMPLERS:
@@ -108,6 +130,11 @@ def check_config(config: dict) -> None:
     if not lo < hi:
         raise ConfigError(f"sampling.soft_concentration: {[lo, hi]} is not an increasing [low, high] pair")
 
+
+def _check_targets(config: dict) -> None:
+    """Every kind of target: measured ones on known devices of one kind, at least one target of
+    any kind, external tables that exist under names of their own, readable device tables, and
+    a transfer from one of them."""
     for target, settings in config["targets"].items():
         for device in settings["devices"]:
             if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
@@ -132,7 +159,10 @@ def check_config(config: dict) -> None:
     if transfer is not None and transfer["table"] not in config.get("device_tables", {}):
         raise ConfigError(f"transfer.table: {transfer['table']!r} is not a table of device_tables")
 
-    public = config.get("public_check")
+
+def _check_public(config: dict) -> None:
+    """The ``public_check`` section, where there is one: a NAS-Bench-201 run, and its table."""
+    public, space = config.get("public_check"), config["search_space"]
     if public is not None:
         if space["name"] != "nb201":
             raise ConfigError(
@@ -141,12 +171,6 @@ def check_config(config: dict) -> None:
         table = public_table_path(config)
         if not os.path.isfile(table):
             raise ConfigError(f"public_check.table: no such file {table!r}")
-
-    split = config["datasets"]["split"]
-    if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
-        raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
-    check_search(config)
-    _check_networks(config)
 
 
 def _check_networks(config: dict) -> None:

@@ -109,53 +109,14 @@ def merge_latency(
     jobs.
     """
     quality = _thresholds(quality)
-    specs = []
-    for path in spec_paths:
-        table = read_parquet(path, ["spec_id", *SPEC_FEATURE_COLUMNS])
-        specs.append(table)
-    spec_table = pd.concat(specs, ignore_index=True)
-    # A small space (NAS-Bench-201: 15,625 cells per shape) draws some specs more than once in
-    # its stream; each draw is timed, and the draws may disagree within the timing noise.
-    draws = spec_table.groupby("spec_id")["index"].nunique()
-    resampled = set(draws.index[draws > 1])
-    spec_table = spec_table.drop_duplicates("spec_id")
-    rows = []
-    for path in latency_paths:
-        table = read_parquet(path, LATENCY_COLUMNS)
-        ok = table["status"] == "ok"
-        bad = ok & ~(np.isfinite(table["latency_ms"]) & (table["latency_ms"] > 0))
-        if bad.any():
-            first = table.loc[bad, ["spec_id", "latency_ms"]].iloc[0]
-            raise DataError(
-                f"{path}: {int(bad.sum())} row(s) with a non-positive or missing latency_ms "
-                f"(first: spec {first['spec_id']}, {first['latency_ms']})"
-            )
-        orphans = ~table["spec_id"].isin(spec_table["spec_id"])
-        if orphans.any():
-            raise DataError(
-                f"{path}: spec(s) {table.loc[orphans, 'spec_id'].head(3).tolist()} are in no spec shard"
-            )
-        table["source"] = str(path)
-        rows.append(table)
-    latency = pd.concat(rows, ignore_index=True)
-    per_job = latency.groupby("source")["reference_ms"].first()
-    nominal = float(per_job.median())
-    latency["latency_ms_raw"] = latency["latency_ms"]
-    latency["speed_factor"] = latency["reference_ms"] / nominal if calibrate else 1.0
-    latency["latency_ms"] = latency["latency_ms_raw"] / latency["speed_factor"]
+    spec_table, resampled = _read_specs(spec_paths)
+    latency = _read_latency(latency_paths, spec_table)
+    per_job, nominal = _calibrate(latency, calibrate)
     failed = latency[latency["status"] == "failed"]
     unstable = latency[latency["status"] == "unstable"]
     ok = latency[latency["status"] == "ok"]
     n_before = len(ok)
-    repeated = ok[ok["spec_id"].duplicated(keep=False)]
-    for spec, rows in repeated.groupby("spec_id"):
-        if rows["latency_ms_raw"].nunique() > 1 and spec not in resampled:
-            raise DataError(
-                f"spec {spec} has conflicting labels in {sorted(set(rows['source']))}: "
-                f"{rows['latency_ms_raw'].tolist()} ms (a shard merged twice, or two runs mixed?)"
-            )
-    n_resampled = int(ok["spec_id"].isin(resampled).sum() - len(resampled & set(ok["spec_id"])))
-    ok = ok.drop_duplicates("spec_id", keep="first")
+    ok, n_resampled = _one_label_per_spec(ok, resampled)
     features = spec_table.drop(columns=[c for c in spec_table.columns if c in ("index", "label_kind")])
     merged = ok.merge(features, on="spec_id", how="left", validate="one_to_one")
     merged = merged.sort_values("spec_id", kind="stable").reset_index(drop=True)
@@ -175,14 +136,84 @@ def merge_latency(
         "label_quality": label_quality(latency, quality, by_job),
         "label_quality_by_job": by_job,
     }
-    if quality["fail_on_poor"] and summary["label_quality"]["poor"]:
+    if quality["fail_on_poor"]:
+        _fail_if_poor(summary["label_quality"])
+    return merged, summary
+
+
+def _calibrate(latency: pd.DataFrame, calibrate: bool) -> tuple[pd.Series, float]:
+    """Scale every job's labels in place by its reference cell's time against the median of
+    the jobs' (`merge_latency`), the measured value kept in ``latency_ms_raw`` and the factor in
+    ``speed_factor`` (1 without ``calibrate``). Returns each job's reference time and the median."""
+    per_job = latency.groupby("source")["reference_ms"].first()
+    nominal = float(per_job.median())
+    latency["latency_ms_raw"] = latency["latency_ms"]
+    latency["speed_factor"] = latency["reference_ms"] / nominal if calibrate else 1.0
+    latency["latency_ms"] = latency["latency_ms_raw"] / latency["speed_factor"]
+    return per_job, nominal
+
+
+def _fail_if_poor(quality: dict) -> None:
+    """Raise `DataError` with the reasons where a target's `label_quality` is poor."""
+    if quality["poor"]:
         raise DataError(
             "labels too poor for the predictors' quoted accuracy: "
-            + "; ".join(summary["label_quality"]["reasons"])
+            + "; ".join(quality["reasons"])
             + " (datasets.label_quality.fail_on_poor: true; re-time on a quieter machine, or"
             " set it false to go on with a warning)"
         )
-    return merged, summary
+
+
+def _read_specs(spec_paths: Sequence[str]) -> tuple[pd.DataFrame, set[str]]:
+    """The spec shards as one table, one row per ``spec_id``, and the ids of the specs the
+    stream drew more than once (at different indices)."""
+    spec_table = pd.concat(
+        [read_parquet(path, ["spec_id", *SPEC_FEATURE_COLUMNS]) for path in spec_paths], ignore_index=True
+    )
+    # A small space (NAS-Bench-201: 15,625 cells per shape) draws some specs more than once in
+    # its stream; each draw is timed, and the draws may disagree within the timing noise.
+    draws = spec_table.groupby("spec_id")["index"].nunique()
+    return spec_table.drop_duplicates("spec_id"), set(draws.index[draws > 1])
+
+
+def _read_latency(latency_paths: Sequence[str], spec_table: pd.DataFrame) -> pd.DataFrame:
+    """The latency shards as one table, each row's file in ``source``. Raises `DataError` naming
+    the file for an ok row whose label is not a positive finite number, or a row of a spec that
+    is in no spec shard."""
+    rows = []
+    for path in latency_paths:
+        table = read_parquet(path, LATENCY_COLUMNS)
+        ok = table["status"] == "ok"
+        bad = ok & ~(np.isfinite(table["latency_ms"]) & (table["latency_ms"] > 0))
+        if bad.any():
+            first = table.loc[bad, ["spec_id", "latency_ms"]].iloc[0]
+            raise DataError(
+                f"{path}: {int(bad.sum())} row(s) with a non-positive or missing latency_ms "
+                f"(first: spec {first['spec_id']}, {first['latency_ms']})"
+            )
+        orphans = ~table["spec_id"].isin(spec_table["spec_id"])
+        if orphans.any():
+            raise DataError(
+                f"{path}: spec(s) {table.loc[orphans, 'spec_id'].head(3).tolist()} are in no spec shard"
+            )
+        table["source"] = str(path)
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True)
+
+
+def _one_label_per_spec(ok: pd.DataFrame, resampled: set[str]) -> tuple[pd.DataFrame, int]:
+    """The first row of every spec among the ok rows, and how many later timings of a
+    ``resampled`` spec were dropped. Raises `DataError` for a spec drawn once whose rows
+    disagree on its label (a shard merged twice, or two runs mixed)."""
+    repeated = ok[ok["spec_id"].duplicated(keep=False)]
+    for spec, rows in repeated.groupby("spec_id"):
+        if rows["latency_ms_raw"].nunique() > 1 and spec not in resampled:
+            raise DataError(
+                f"spec {spec} has conflicting labels in {sorted(set(rows['source']))}: "
+                f"{rows['latency_ms_raw'].tolist()} ms (a shard merged twice, or two runs mixed?)"
+            )
+    n_resampled = int(ok["spec_id"].isin(resampled).sum() - len(resampled & set(ok["spec_id"])))
+    return ok.drop_duplicates("spec_id", keep="first"), n_resampled
 
 
 def _quality_measures(labels: pd.DataFrame) -> dict:
@@ -367,48 +398,17 @@ def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFr
     measured (`TABLE_PROVENANCE_COLUMNS`, as a timing job writes them: a published dataset such
     as data/latency/ carries them). Any other column is an error, named.
     """
-    from lenna.space.cell import CellShape
-    from lenna.space.specs import spec_id
-
     path = str(path)
     table = read_table(path)
     table = table.copy()
     features = feature_columns(op_set_name, steps)
-    optional = ["spec_id", "label_kind", "device_name", *TABLE_PROVENANCE_COLUMNS]
-    unknown = [c for c in table.columns if c not in (*features, "latency_ms", *optional)]
-    if unknown:
-        raise DataError(
-            f"{path}: unknown column(s) {unknown}; allowed: the feature columns, latency_ms, "
-            f"{optional[:3]} and provenance {optional[3:]}"
-        )
-    missing = [c for c in (*features, "latency_ms") if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    if table.empty:
-        raise DataError(f"{path}: no rows")
-    lat = table["latency_ms"].to_numpy(np.float64)
-    if not (np.isfinite(lat) & (lat > 0)).all():
-        raise DataError(f"{path}: latency_ms must be positive and finite in every row")
-    n_ops = len(op_set(op_set_name))
-    probs = table[features[len(SHAPE_COLUMNS) + 1 :]].to_numpy(np.float64).reshape(len(table), -1, n_ops)
-    if (probs < 0).any() or not np.allclose(probs.sum(axis=2), 1.0, atol=1e-6):
-        raise DataError(f"{path}: the probabilities of every edge must be non-negative and sum to 1")
+    _check_external_columns(path, table, features)
+    probs = _edge_probabilities(path, table, features, len(op_set(op_set_name)))
     one_hot = np.isin(probs, (0.0, 1.0)).all(axis=(1, 2))
     if "label_kind" not in table:
         table["label_kind"] = np.where(one_hot, "discrete", "expected")
     if "spec_id" not in table:
-        table["spec_id"] = [
-            spec_id(
-                op_set_name,
-                steps,
-                CellShape(
-                    **{c: (bool(r[c]) if c.startswith("reduction") else int(r[c])) for c in SHAPE_COLUMNS}
-                ),
-                p,
-                r["label_kind"],
-            )
-            for (_, r), p in zip(table.iterrows(), probs, strict=True)
-        ]
+        table["spec_id"] = _spec_ids(table, probs, op_set_name, steps)
     dup = table["spec_id"].duplicated(keep=False)
     if dup.any():
         raise DataError(f"{path}: duplicate spec_id(s) {table.loc[dup, 'spec_id'].unique()[:3].tolist()}")
@@ -425,3 +425,51 @@ def import_external_table(path, op_set_name: str, steps: int) -> tuple[pd.DataFr
         "source": path,
     }
     return table, summary
+
+
+def _check_external_columns(path: str, table: pd.DataFrame, features: list[str]) -> None:
+    """Raise `DataError` naming ``path`` for an unknown or a missing column of an external table
+    (`import_external_table`), no rows, or a label that is not positive and finite."""
+    optional = ["spec_id", "label_kind", "device_name", *TABLE_PROVENANCE_COLUMNS]
+    unknown = [c for c in table.columns if c not in (*features, "latency_ms", *optional)]
+    if unknown:
+        raise DataError(
+            f"{path}: unknown column(s) {unknown}; allowed: the feature columns, latency_ms, "
+            f"{optional[:3]} and provenance {optional[3:]}"
+        )
+    missing = [c for c in (*features, "latency_ms") if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    if table.empty:
+        raise DataError(f"{path}: no rows")
+    lat = table["latency_ms"].to_numpy(np.float64)
+    if not (np.isfinite(lat) & (lat > 0)).all():
+        raise DataError(f"{path}: latency_ms must be positive and finite in every row")
+
+
+def _edge_probabilities(path: str, table: pd.DataFrame, features: list[str], n_ops: int) -> np.ndarray:
+    """The op probabilities of every row's edges (n_rows, n_edges, n_ops), from the feature
+    columns after the shape and the batch size. Raises `DataError` naming ``path`` unless every
+    edge's are non-negative and sum to 1."""
+    probs = table[features[len(SHAPE_COLUMNS) + 1 :]].to_numpy(np.float64).reshape(len(table), -1, n_ops)
+    if (probs < 0).any() or not np.allclose(probs.sum(axis=2), 1.0, atol=1e-6):
+        raise DataError(f"{path}: the probabilities of every edge must be non-negative and sum to 1")
+    return probs
+
+
+def _spec_ids(table: pd.DataFrame, probs: np.ndarray, op_set_name: str, steps: int) -> list[str]:
+    """The ``spec_id`` of every row of a table without them: from its cell shape, its op
+    probabilities ``probs`` and its ``label_kind``, as the spec sampler computes it."""
+    from lenna.space.cell import CellShape
+    from lenna.space.specs import spec_id
+
+    return [
+        spec_id(
+            op_set_name,
+            steps,
+            CellShape(**{c: (bool(r[c]) if c.startswith("reduction") else int(r[c])) for c in SHAPE_COLUMNS}),
+            p,
+            r["label_kind"],
+        )
+        for (_, r), p in zip(table.iterrows(), probs, strict=True)
+    ]

@@ -7,7 +7,8 @@ from lenna.io import write_json, write_parquet
 from lenna.jobs import log_to_rule
 from lenna.predictors.model import load_predictor
 from lenna.search.images import load_data
-from lenna.search.loop import run_search, search_settings
+from lenna.search.loop import run_search
+from lenna.search.settings import search_settings
 from lenna.space.network import Macro
 from lenna.space.ops import op_set
 from lenna.timing.devices import compute_device

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +56,12 @@ def _scaling(normaliser: dict) -> dict[str, np.ndarray]:
     return {"mean": np.asarray(normaliser["mean"]), "std": np.asarray(normaliser["std"])}
 
 
-def _label(y: np.ndarray, transform: str) -> dict:
+def _standardised(y: np.ndarray, transform: str) -> tuple[dict, np.ndarray]:
+    """The label statistics of latencies ``y`` (mean and standard deviation, after the log with
+    ``transform`` log) and the (log) latencies standardised by them: what a model learns."""
     t = np.log(y) if transform == "log" else y
-    return {"mean": float(t.mean()), "std": float(t.std()) or 1.0}
+    label = {"mean": float(t.mean()), "std": float(t.std()) or 1.0}
+    return label, (t - label["mean"]) / label["std"]
 
 
 def fit_elasticnet(
@@ -66,9 +71,9 @@ def fit_elasticnet(
     the additive model L(cell) = sum of per-op, per-edge costs. alpha and l1_ratio by CV."""
     z = normalise(train, normaliser)
     y = train["latency_ms"].to_numpy(np.float64)
-    label = _label(y, "linear")
+    label, t = _standardised(y, "linear")
     model = ElasticNetCV(l1_ratio=l1_ratio, cv=cv, random_state=seed, max_iter=20_000, alphas=50)
-    model.fit(z, (y - label["mean"]) / label["std"])
+    model.fit(z, t)
     desc = describe(
         "elasticnet",
         "linear",
@@ -135,45 +140,22 @@ def fit_mlp(
     """The LENNA MLP: Adam on the standardised (log) latency, early stopping on validation RMSE
     (ms); seeded and deterministic on a CPU. Returns the best epoch's model and the history."""
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     x_train = torch.as_tensor(normalise(train, normaliser), dtype=torch.float32)
-    y_train = train["latency_ms"].to_numpy(np.float64)
-    label = _label(y_train, transform)
-    t_train = np.log(y_train) if transform == "log" else y_train
-    target = torch.as_tensor((t_train - label["mean"]) / label["std"], dtype=torch.float32)
+    label, t_train = _standardised(train["latency_ms"].to_numpy(np.float64), transform)
+    target = torch.as_tensor(t_train, dtype=torch.float32)
     x_val = torch.as_tensor(normalise(val, normaliser), dtype=torch.float32)
     y_val = val["latency_ms"].to_numpy(np.float64)
 
     net = _MLP(x_train.shape[1], hidden, activation)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    best, best_rmse, stale, history = None, np.inf, 0, []
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        losses = train_epoch(net, optimiser, x_train, target, order, batch_size)
-        net.eval()
-        with torch.no_grad():
-            out = net(x_val).double().numpy() * label["std"] + label["mean"]
-        pred = np.exp(out) if transform == "log" else out
-        rmse = float(np.sqrt(np.mean((pred - y_val) ** 2)))
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_rmse_ms": rmse})
-        if rmse < best_rmse:
-            best_rmse, stale = rmse, 0
-            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= patience:
-                break
+    step = partial(train_epoch, net, optimiser, x_train, target, batch_size=batch_size)
+    validate = partial(_val_rmse, net, x_val, y_val, label, transform)
+    best, stopped, history = _early_stopping(net, step, validate, len(x_train), epochs, patience, seed)
     if best is None:  # no validation spec, or none the network could predict (NaN)
         raise ValueError(
             f"the MLP has no finite validation RMSE to keep a model by ({len(val)} validation specs); "
             "time more specs, or fewer unstable ones (the merge's label_quality)"
         )
-    weights = _scaling(normaliser)
-    for i in range(len(hidden) + 1):
-        weights[f"w{i}"] = best[f"layers.{i}.weight"].double().numpy()
-        weights[f"b{i}"] = best[f"layers.{i}.bias"].double().numpy()
-    best_epoch = int(np.argmin([h["val_rmse_ms"] for h in history]))
     desc = describe(
         "mlp",
         "mlp",
@@ -188,12 +170,65 @@ def fit_mlp(
             "weight_decay": weight_decay,
             "patience": patience,
             "seed": seed,
-            "best_epoch": best_epoch,
-            "val_rmse_ms": best_rmse,
+            **stopped,
         },
         **extra,
     )
-    return LatencyPredictor(desc, weights), pd.DataFrame(history)
+    return LatencyPredictor(desc, _mlp_weights(best, normaliser, len(hidden) + 1)), pd.DataFrame(history)
+
+
+def _val_rmse(net: _MLP, x_val: torch.Tensor, y_val: np.ndarray, label: dict, transform: str) -> float:
+    """The RMSE (ms) of the latency ``net`` gives the validation features ``x_val``, in eval
+    mode: its output mapped back from the standardised (log) latency it learns."""
+    net.eval()
+    with torch.no_grad():
+        out = net(x_val).double().numpy() * label["std"] + label["mean"]
+    pred = np.exp(out) if transform == "log" else out
+    return float(np.sqrt(np.mean((pred - y_val) ** 2)))
+
+
+def _early_stopping(
+    net: _MLP,
+    step: Callable[[torch.Tensor], list[float]],
+    validate: Callable[[], float],
+    n_train: int,
+    epochs: int,
+    patience: int,
+    seed: int,
+) -> tuple[dict | None, dict, list[dict]]:
+    """Up to ``epochs`` epochs of ``step`` (in train mode, over the ``n_train`` training rows in
+    a seeded random order; the batches' losses), each scored by ``validate`` (a validation RMSE),
+    until ``patience`` epochs in a row bring no lower one. Returns the best epoch's state of
+    ``net`` (None when no RMSE was finite), that epoch and its RMSE (``best_epoch``,
+    ``val_rmse_ms``; none without a best epoch), and every epoch's."""
+    generator = torch.Generator().manual_seed(seed)
+    best, best_rmse, stale, history = None, np.inf, 0, []
+    for epoch in range(epochs):
+        net.train()
+        losses = step(torch.randperm(n_train, generator=generator))
+        rmse = validate()
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_rmse_ms": rmse})
+        if rmse < best_rmse:
+            best_rmse, stale = rmse, 0
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    if best is None:
+        return None, {}, history
+    best_epoch = int(np.argmin([h["val_rmse_ms"] for h in history]))
+    return best, {"best_epoch": best_epoch, "val_rmse_ms": best_rmse}, history
+
+
+def _mlp_weights(state: dict, normaliser: dict, n_layers: int) -> dict[str, np.ndarray]:
+    """The weights of a predictor file of the MLP (``w{i}``, ``b{i}`` per layer) from a state of
+    `_MLP`, with the feature scaling."""
+    weights = _scaling(normaliser)
+    for i in range(n_layers):
+        weights[f"w{i}"] = state[f"layers.{i}.weight"].double().numpy()
+        weights[f"b{i}"] = state[f"layers.{i}.bias"].double().numpy()
+    return weights
 
 
 def fit_mlp_choosing_transform(train, val, normaliser, transforms: list[str], **kwargs):

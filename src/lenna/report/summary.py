@@ -134,75 +134,91 @@ def _sections(
         parts = []
         if target in (datasets or {}):
             parts += _label_quality(target, datasets[target])
-        best = table.loc[table["rmse_ms"].idxmin()]
         # A device table's target (lenna.tables): its rows are whole networks, its latencies the table's.
         network = (datasets or {}).get(target, {}).get("unit") == "network"
         rows, source = ("networks", "from the table") if network else ("cells", "measured")
-        parts.append(
-            f"Most accurate latency predictor on held-out {rows}: **{best['model']}**, RMSE "
-            f"{best['rmse_ms']:.3g} ms, {100 * best['within_10pct']:.0f}% of {rows} within ±10%, "
-            f"Spearman {best['spearman']:.3f}."
-        )
-        if "network_sum_within_10pct" in table:
-            parts.append(_networks(best))
-        parts.append(table[[c for c in PREDICTOR_COLUMNS if c in table.columns]])
+        parts += _predictors(table, rows)
         if target in (public or {}):
             parts += _public(public[target])
         for model, entry in (pareto.get(target) or {}).get("models", {}).items():
-            base, best = entry.get("baseline"), entry.get("best")
-            if base is None:
-                parts.append(
-                    f"Search with {model}: no lambda 0 run, so no baseline to compare with."
-                    + _degenerate(entry)
-                )
-                continue
-            text = (
-                f"Search with the {model} predictor: plain DARTS (lambda 0) reaches "
-                f"{100 * base['test_accuracy']:.2f}% test accuracy at {base['latency_ms']:.3g} ms {source}. "
-            )
-            if best:
-                text += (
-                    f"The fastest lambda > 0 within {entry['tolerance_points']} accuracy points is lambda "
-                    f"{best['lambda']:g}: {best['latency_ms']:.3g} ms, **{best['latency_ratio']:.2f}x the "
-                    f"baseline's latency** ({1 / best['latency_ratio']:.2f}x faster) at "
-                    f"{best['accuracy_change_points']:+.2f} accuracy points"
-                )
-                text += _noise(best) + "."
-            else:
-                text += f"No lambda > 0 stays within {entry['tolerance_points']} accuracy points of it."
-            rho = entry.get("spearman_lambda_latency")
-            if rho is not None:
-                text += f" Spearman correlation of lambda and latency ({source}) over the sweep: {rho:.2f}."
-            text += _prediction(entry.get("prediction"))
-            text += _degenerate(entry)
-            parts.append(text)
-            sweep = pd.DataFrame(entry["sweep"])
-            sweep["test_accuracy"] *= 100
-            sweep["accuracy_std"] *= 100
-            sweep = sweep.rename(columns={"test_accuracy": "test_accuracy_%", "accuracy_std": "sd_points"})
-            if "change_sd_points" in sweep:
-                base_acc = sweep.loc[sweep["lambda"] == 0, "test_accuracy_%"]
-                sweep["change_points"] = sweep["test_accuracy_%"] - (
-                    base_acc.iloc[0] if len(base_acc) else float("nan")
-                )
-            order = [
-                "lambda",
-                "seeds",
-                "degenerate",
-                "test_accuracy_%",
-                "sd_points",
-                "change_points",
-                "change_sd_points",
-                "beyond_seed_noise",
-                "change_p_value",
-                "latency_ms",
-                "latency_std",
-                "predicted_latency_ms",
-            ]
-            order = [c for c in order if c in sweep]
-            parts.append(sweep[order])
+            parts += _search(model, entry, source)
         sections.append((f"Target {target}", parts))
     return sections
+
+
+def _predictors(table: pd.DataFrame, rows: str) -> list:
+    """The most accurate predictor of a target on its held-out ``rows`` (cells or networks) in
+    a sentence, its whole networks in another where the table has them, and the table."""
+    best = table.loc[table["rmse_ms"].idxmin()]
+    parts = [
+        f"Most accurate latency predictor on held-out {rows}: **{best['model']}**, RMSE "
+        f"{best['rmse_ms']:.3g} ms, {100 * best['within_10pct']:.0f}% of {rows} within ±10%, "
+        f"Spearman {best['spearman']:.3f}."
+    ]
+    if "network_sum_within_10pct" in table:
+        parts.append(_networks(best))
+    parts.append(table[[c for c in PREDICTOR_COLUMNS if c in table.columns]])
+    return parts
+
+
+def _search(model: str, entry: dict, source: str) -> list:
+    """The searches with one predictor (an entry of `lenna.search.pareto.headline`): the best
+    trade-off against plain DARTS in a paragraph, and the sweep's table; latencies ``source``
+    (measured, or from the table)."""
+    base, best = entry.get("baseline"), entry.get("best")
+    if base is None:
+        return [f"Search with {model}: no lambda 0 run, so no baseline to compare with." + _degenerate(entry)]
+    text = (
+        f"Search with the {model} predictor: plain DARTS (lambda 0) reaches "
+        f"{100 * base['test_accuracy']:.2f}% test accuracy at {base['latency_ms']:.3g} ms {source}. "
+    )
+    if best:
+        text += (
+            f"The fastest lambda > 0 within {entry['tolerance_points']} accuracy points is lambda "
+            f"{best['lambda']:g}: {best['latency_ms']:.3g} ms, **{best['latency_ratio']:.2f}x the "
+            f"baseline's latency** ({1 / best['latency_ratio']:.2f}x faster) at "
+            f"{best['accuracy_change_points']:+.2f} accuracy points"
+        )
+        text += _noise(best) + "."
+    else:
+        text += f"No lambda > 0 stays within {entry['tolerance_points']} accuracy points of it."
+    rho = entry.get("spearman_lambda_latency")
+    if rho is not None:
+        text += f" Spearman correlation of lambda and latency ({source}) over the sweep: {rho:.2f}."
+    text += _prediction(entry.get("prediction"))
+    text += _degenerate(entry)
+    return [text, _sweep(entry["sweep"])]
+
+
+SWEEP_COLUMNS = [
+    "lambda",
+    "seeds",
+    "degenerate",
+    "test_accuracy_%",
+    "sd_points",
+    "change_points",
+    "change_sd_points",
+    "beyond_seed_noise",
+    "change_p_value",
+    "latency_ms",
+    "latency_std",
+    "predicted_latency_ms",
+]
+
+
+def _sweep(rows: list[dict]) -> pd.DataFrame:
+    """The sweep of one predictor's searches as a table, accuracies in points, with each
+    lambda's change against lambda 0 where the sweep has its paired spread."""
+    sweep = pd.DataFrame(rows)
+    sweep["test_accuracy"] *= 100
+    sweep["accuracy_std"] *= 100
+    sweep = sweep.rename(columns={"test_accuracy": "test_accuracy_%", "accuracy_std": "sd_points"})
+    if "change_sd_points" in sweep:
+        base_acc = sweep.loc[sweep["lambda"] == 0, "test_accuracy_%"]
+        sweep["change_points"] = sweep["test_accuracy_%"] - (
+            base_acc.iloc[0] if len(base_acc) else float("nan")
+        )
+    return sweep[[c for c in SWEEP_COLUMNS if c in sweep]]
 
 
 def to_markdown(comparisons, pareto, datasets=None, public=None) -> str:

@@ -23,18 +23,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from lenna.search.settings import SearchSettings
 from lenna.search.supernet import SuperNet
-
-if TYPE_CHECKING:
-    from lenna.search.loop import SearchSettings
-
-LATENCY_FORMS = ("additive", "relative", "mul_log")
 
 
 def latency_term(form: str, lam: float, expected: torch.Tensor, ref: float, ce: torch.Tensor) -> torch.Tensor:

@@ -126,14 +126,9 @@ def train_final(
     gen = torch.Generator().manual_seed(seed)
     net = genotype.network(macro).to(device)
     params = list(net.parameters())
-    aux, tapped = None, {}
+    aux_loss = None
     if settings.auxiliary_weight > 0:
-        tap = auxiliary_tap(net)
-        tap.register_forward_hook(lambda module, inputs, output: tapped.__setitem__("x", output))
-        with torch.no_grad():
-            net.eval()
-            net(data.train.x[:2].to(device))
-        aux = AuxiliaryHead(tapped["x"].shape[1], macro.num_classes).to(device)
+        aux, aux_loss = _auxiliary_head(net, macro, data.train.x[:2], device)
         params += list(aux.parameters())
     opt = torch.optim.SGD(params, settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings.epochs, eta_min=settings.lr_min)
@@ -142,35 +137,19 @@ def train_final(
     for epoch in range(settings.epochs):
         net.train()
         set_drop_path(net, settings.drop_path * epoch / settings.epochs)
-        total = correct = loss_sum = 0.0
-        for x, y in batches(data.train, settings.batch_size, gen):
-            if settings.cutout:
-                x = cutout(x, settings.cutout, gen)
-            x, y = x.to(device), y.to(device)
-            opt.zero_grad(set_to_none=True)
-            logits = net(x)
-            main = nn.functional.cross_entropy(logits, y)
-            loss = main
-            if aux is not None:
-                loss = main + settings.auxiliary_weight * nn.functional.cross_entropy(aux(tapped["x"]), y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            opt.step()
-            loss_sum += main.item() * len(y)
-            correct += float((logits.argmax(1) == y).sum())
-            total += len(y)
+        train_loss, train_acc = _train_epoch(net, opt, params, data.train, settings, gen, device, aux_loss)
         sched.step()
         val_loss, val_acc = evaluate(net, _on(data.val, device))
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": loss_sum / total,
-                "train_acc": correct / total,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
                 "val_loss": val_loss,
                 "val_acc": val_acc,
             }
         )
-        log(f"epoch {epoch}: loss {loss_sum / total:.3f} val acc {val_acc:.4f}")
+        log(f"epoch {epoch}: loss {train_loss:.3f} val acc {val_acc:.4f}")
     test_loss, test_acc = evaluate(net, _on(data.test, device))
     metrics = {
         "test_accuracy": test_acc,
@@ -183,6 +162,54 @@ def train_final(
         "settings": asdict(settings),
     }
     return pd.DataFrame(history), metrics
+
+
+def _auxiliary_head(
+    net: nn.Module, macro: Macro, x: torch.Tensor, device: torch.device
+) -> tuple[AuxiliaryHead, Callable[[torch.Tensor], torch.Tensor]]:
+    """DARTS's auxiliary head on the features of ``net`` at `auxiliary_tap`, sized by a forward
+    pass of the images ``x``; and the cross entropy of its logits, on the features of the net's
+    latest forward pass, against labels ``y``."""
+    tapped = {}
+    auxiliary_tap(net).register_forward_hook(lambda module, inputs, output: tapped.__setitem__("x", output))
+    with torch.no_grad():
+        net.eval()
+        net(x.to(device))
+    head = AuxiliaryHead(tapped["x"].shape[1], macro.num_classes).to(device)
+    return head, lambda y: nn.functional.cross_entropy(head(tapped["x"]), y)
+
+
+def _train_epoch(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    train: Split,
+    settings: FinalSettings,
+    gen: torch.Generator,
+    device: torch.device,
+    aux_loss: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> tuple[float, float]:
+    """One epoch of SGD steps over the shuffled ``train`` split (cutout where set, the auxiliary
+    loss weighted in where there is one, gradients clipped); the mean cross entropy of the main
+    head and the accuracy over the epoch."""
+    total = correct = loss_sum = 0.0
+    for x, y in batches(train, settings.batch_size, gen):
+        if settings.cutout:
+            x = cutout(x, settings.cutout, gen)
+        x, y = x.to(device), y.to(device)
+        opt.zero_grad(set_to_none=True)
+        logits = net(x)
+        main = nn.functional.cross_entropy(logits, y)
+        loss = main
+        if aux_loss is not None:
+            loss = main + settings.auxiliary_weight * aux_loss(y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        opt.step()
+        loss_sum += main.item() * len(y)
+        correct += float((logits.argmax(1) == y).sum())
+        total += len(y)
+    return loss_sum / total, correct / total
 
 
 def _on(split: Split, device: torch.device) -> Split:

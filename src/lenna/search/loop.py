@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import pandas as pd
 import torch
 from torch import nn
 
-from lenna.search.architect import LATENCY_FORMS, Architect, accuracy
+from lenna.search.architect import Architect, accuracy
 from lenna.search.images import ImageData, Split, batches
+from lenna.search.settings import SearchSettings
 from lenna.search.supernet import (
     SKIP,
     SuperNet,
@@ -34,48 +35,11 @@ from lenna.space.network import Macro
 from lenna.space.spaces import get_space
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """Search hyper-parameters; the defaults are those of the DARTS reference implementation."""
-
-    epochs: int = 50
-    warmup_epochs: int = 0
-    batch_size: int = 64
-    w_lr: float = 0.025
-    w_lr_min: float = 0.001
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    alpha_lr: float = 3e-4
-    alpha_betas: tuple[float, float] = (0.5, 0.999)
-    alpha_weight_decay: float = 1e-3
-    order: str = "first"
-    latency_form: str = "relative"
-    max_skip_normal: int | None = 2
-
-    def __post_init__(self):
-        if self.order not in ("first", "second"):
-            raise ValueError(f"order: {self.order!r} is neither 'first' nor 'second'")
-        if self.latency_form not in LATENCY_FORMS:
-            raise ValueError(f"latency_form: {self.latency_form!r}; known: {list(LATENCY_FORMS)}")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs: {self.warmup_epochs} is not within 0..epochs ({self.epochs})")
-
-
 def halves(split: Split, generator: torch.Generator) -> tuple[Split, Split]:
     """The training part cut in a weight half and an alpha half (a seeded permutation)."""
     order = torch.randperm(len(split), generator=generator)
     mid = len(split) // 2
     return split.subset(order[:mid]), split.subset(order[mid:])
-
-
-def search_settings(section: dict) -> SearchSettings:
-    """`SearchSettings` from the ``search`` config section (the sweep lists are ignored)."""
-    keys = set(SearchSettings.__dataclass_fields__)
-    settings = {k: v for k, v in section.items() if k in keys}
-    if "alpha_betas" in settings:
-        settings["alpha_betas"] = tuple(settings["alpha_betas"])
-    return SearchSettings(**settings)
 
 
 class WeightStep:

@@ -134,20 +134,7 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
     ``degenerate`` with its lambda, seed and reason, and counted per lambda in the sweep."""
     out = {}
     for model, group in table.groupby("model"):
-        sweep = (
-            group.groupby("lambda")
-            .agg(
-                test_accuracy=("test_accuracy", "mean"),
-                accuracy_std=("test_accuracy", "std"),
-                latency_ms=("latency_ms", "mean"),
-                latency_std=("latency_ms", "std"),
-                predicted_latency_ms=("predicted_latency_ms", "mean"),
-                seeds=("seed", "count"),
-                degenerate=("degenerate", "sum"),
-            )
-            .reset_index()
-        )
-        sweep = sweep.merge(paired_change(group), on="lambda", how="left")
+        sweep = _sweep(group)
         entry = {"sweep": sweep.replace({np.nan: None}).to_dict(orient="records")}
         entry["prediction"] = prediction_accuracy(group)
         entry["degenerate"] = [
@@ -159,38 +146,62 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
             entry["spearman_lambda_latency"] = None if np.isnan(rho) else float(rho)
         base = sweep[sweep["lambda"] == 0]
         if len(base):
-            base = base.iloc[0]
-            within = sweep[
-                (sweep["lambda"] > 0)
-                & (sweep["test_accuracy"] >= base["test_accuracy"] - tolerance_points / 100)
-            ]
-            entry["baseline"] = {
-                "test_accuracy": float(base["test_accuracy"]),
-                "latency_ms": float(base["latency_ms"]),
-            }
-            entry["tolerance_points"] = tolerance_points
-            if len(within):
-                best = within.loc[within["latency_ms"].idxmin()]
-                entry["best"] = {
-                    "lambda": float(best["lambda"]),
-                    "test_accuracy": float(best["test_accuracy"]),
-                    "latency_ms": float(best["latency_ms"]),
-                    "latency_ratio": float(best["latency_ms"] / base["latency_ms"]),
-                    "accuracy_change_points": float(100 * (best["test_accuracy"] - base["test_accuracy"])),
-                    "change_sd_points": _none_if_nan(best["change_sd_points"]),
-                    "change_p_value": _none_if_nan(best["change_p_value"]),
-                    "paired_seeds": int(best["paired_seeds"]),
-                    "beyond_seed_noise": bool(best["beyond_seed_noise"]),
-                    "degenerate": int(best["degenerate"]),
-                }
-            else:
-                entry["best"] = None
-            fastest = sweep.loc[sweep["latency_ms"].idxmin()]
-            entry["fastest"] = {
-                "lambda": float(fastest["lambda"]),
-                "latency_ratio": float(fastest["latency_ms"] / base["latency_ms"]),
-                "accuracy_change_points": float(100 * (fastest["test_accuracy"] - base["test_accuracy"])),
-                "degenerate": int(fastest["degenerate"]),
-            }
+            entry.update(_against_baseline(sweep, base.iloc[0], tolerance_points))
         out[model] = entry
+    return out
+
+
+def _sweep(group: pd.DataFrame) -> pd.DataFrame:
+    """Per lambda of one predictor's searches: the mean and seed standard deviation of accuracy
+    and measured latency, the mean predicted latency, the seeds and the degenerate networks
+    counted, and its `paired_change` against lambda 0."""
+    sweep = (
+        group.groupby("lambda")
+        .agg(
+            test_accuracy=("test_accuracy", "mean"),
+            accuracy_std=("test_accuracy", "std"),
+            latency_ms=("latency_ms", "mean"),
+            latency_std=("latency_ms", "std"),
+            predicted_latency_ms=("predicted_latency_ms", "mean"),
+            seeds=("seed", "count"),
+            degenerate=("degenerate", "sum"),
+        )
+        .reset_index()
+    )
+    return sweep.merge(paired_change(group), on="lambda", how="left")
+
+
+def _against_baseline(sweep: pd.DataFrame, base: pd.Series, tolerance_points: float) -> dict:
+    """The sweep against its lambda 0 row ``base``: the baseline's accuracy and latency, the
+    fastest lambda > 0 within ``tolerance_points`` of its accuracy (``best``, None if none is),
+    and the fastest lambda of all (``fastest``), latencies as ratios to the baseline's."""
+    within = sweep[
+        (sweep["lambda"] > 0) & (sweep["test_accuracy"] >= base["test_accuracy"] - tolerance_points / 100)
+    ]
+    out = {
+        "baseline": {"test_accuracy": float(base["test_accuracy"]), "latency_ms": float(base["latency_ms"])},
+        "tolerance_points": tolerance_points,
+        "best": None,
+    }
+    if len(within):
+        best = within.loc[within["latency_ms"].idxmin()]
+        out["best"] = {
+            "lambda": float(best["lambda"]),
+            "test_accuracy": float(best["test_accuracy"]),
+            "latency_ms": float(best["latency_ms"]),
+            "latency_ratio": float(best["latency_ms"] / base["latency_ms"]),
+            "accuracy_change_points": float(100 * (best["test_accuracy"] - base["test_accuracy"])),
+            "change_sd_points": _none_if_nan(best["change_sd_points"]),
+            "change_p_value": _none_if_nan(best["change_p_value"]),
+            "paired_seeds": int(best["paired_seeds"]),
+            "beyond_seed_noise": bool(best["beyond_seed_noise"]),
+            "degenerate": int(best["degenerate"]),
+        }
+    fastest = sweep.loc[sweep["latency_ms"].idxmin()]
+    out["fastest"] = {
+        "lambda": float(fastest["lambda"]),
+        "latency_ratio": float(fastest["latency_ms"] / base["latency_ms"]),
+        "accuracy_change_points": float(100 * (fastest["test_accuracy"] - base["test_accuracy"])),
+        "degenerate": int(fastest["degenerate"]),
+    }
     return out
