@@ -17,7 +17,7 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(SRC))
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
 if _paths[0] != str(SRC):
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, _paths)])
+    os.environ.update(PYTHONPATH=os.pathsep.join([str(SRC), *filter(None, _paths)]))
 
 from lenna import config as cfg  # noqa: E402
 from lenna.imports import package_modules  # noqa: E402
