@@ -104,3 +104,22 @@ def fresh_copy(tmp_path):
         return dst
 
     return copy
+
+
+# Under pytest-xdist (`./run-tests` runs `-n 3 --dist loadgroup`): the tests that read the shared
+# tiny run go to one worker, so that it runs once; the longest runs are handed out first. The
+# SLURM run mostly waits on the cluster, so three workers keep two cores busy.
+FIRST = ("test_slurm.py", "tiny_run", "test_transfer.py", "test_nb201.py", "test_lenna_space.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        for i, key in enumerate(FIRST):
+            if key == item.path.name or key in getattr(item, "fixturenames", ()):
+                return i
+        return len(FIRST)
+
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("tiny_run"))
+    items.sort(key=rank)

@@ -2,6 +2,8 @@
 
 import gzip
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -125,9 +127,14 @@ def test_the_config_names_a_directory_without_the_files(tmp_path):
 
 
 @pytest.mark.e2e
-def test_a_fashion_mnist_experiment_searches_on_a_subset_and_tests_on_every_test_image(tmp_path):
-    from conftest import run_snakemake, write_config
+def test_a_fashion_mnist_experiment_searches_on_a_subset_and_tests_on_every_test_image(tiny_run, tmp_path):
+    """On a copy of the shared tiny run: the images are the search's and final training's input
+    only, so the timings and predictors stay and the searches run on Fashion-MNIST."""
+    from conftest import run_snakemake, tiny_snakefile, write_config
 
+    source, _ = tiny_run
+    workdir = tmp_path / "work"
+    shutil.copytree(source, workdir, symlinks=True)
     write_fashion(tmp_path, n_train=300, n_test=60)
     config = write_config(
         tmp_path / "c.yaml",
@@ -145,8 +152,10 @@ def test_a_fashion_mnist_experiment_searches_on_a_subset_and_tests_on_every_test
             },
         },
     )
-    run_snakemake(tmp_path / "work", configfile=config)
-    runs = sorted((tmp_path / "work" / "results" / "search" / "cpu" / "mlp").glob("lambda-*/seed-0"))
+    proc = run_snakemake(workdir, configfile=config, snakefile=tiny_snakefile(source))
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert "darts_search" in ran and not ran & {"measure_latency", "train_mlp", "network_model"}, ran
+    runs = sorted((workdir / "results" / "search" / "cpu" / "mlp").glob("lambda-*/seed-0"))
     assert len(runs) == 2
     for run in runs:
         search = json.loads((run / "summary.json").read_text())
@@ -154,6 +163,6 @@ def test_a_fashion_mnist_experiment_searches_on_a_subset_and_tests_on_every_test
         final = json.loads((run / "final" / "metrics.json").read_text())
         assert final["n_test"] == 60  # every test image
         assert final["settings"]["cutout"] == 4 and final["settings"]["auxiliary_weight"] == 0.4
-    summary = json.loads((tmp_path / "work" / "results" / "pareto" / "cpu" / "summary.json").read_text())
+    summary = json.loads((workdir / "results" / "pareto" / "cpu" / "summary.json").read_text())
     sweep = summary["models"]["mlp"]["sweep"]
     assert [row["lambda"] for row in sweep] == [0.0, 1.0] and "change_sd_points" in sweep[1]

@@ -202,7 +202,7 @@ def test_the_tiny_nb201_experiment_runs_through_the_cli(tmp_path):
     assert "against the public devices" in summary
     # the latency-aware search ran on the NAS-Bench-201 supernet and derived benchmark cells
     found = sorted((results / "search" / "cpu").glob("*/lambda-*/seed-*/genotype.json"))
-    assert len(found) == 4  # two predictors x two lambdas x one seed
+    assert len(found) == 2  # one predictor x two lambdas x one seed
     for path in found:
         arch = load_architecture(path)
         assert isinstance(arch, Arch) and arch.index is not None
@@ -212,7 +212,7 @@ def test_the_tiny_nb201_experiment_runs_through_the_cli(tmp_path):
         assert [c for c in history.columns if c.startswith("reduce_e")] == []
         assert len([c for c in history.columns if c.startswith("normal_e")]) == 30
     pareto = pd.read_csv(results / "pareto" / "cpu" / "pareto.csv")
-    assert len(pareto) == 4 and (pareto["latency_ms"] > 0).all()
+    assert len(pareto) == 2 and (pareto["latency_ms"] > 0).all()
     assert all(Arch.parse(g) for g in pareto["genotype"])
     assert not pareto["disconnected"].any() and (pareto["num_classes"] == 10).all()
     assert not pareto[pareto["degenerate"]]["on_front"].any()
