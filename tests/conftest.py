@@ -1,8 +1,10 @@
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -107,9 +109,14 @@ def fresh_copy(tmp_path):
 
 
 # Under pytest-xdist (`./run-tests` runs `-n 3 --dist loadgroup`): the tests that read the shared
-# tiny run go to one worker, so that it runs once; the longest runs are handed out first. The
-# SLURM run mostly waits on the cluster, so three workers keep two cores busy.
+# tiny run go to one worker, so that it runs once, and the longest runs are handed out first; the
+# SLURM run mostly waits on its cluster, so three workers keep two cores busy. xdist's own
+# `xdist_group` marks are lost under pytest 9 (the node id it edits is no longer read back), so the
+# workers write each test's group to a file that the controller's scheduler reads.
 FIRST = ("test_slurm.py", "tiny_run", "test_transfer.py", "test_nb201.py", "test_lenna_space.py")
+GROUPS = Path(
+    os.environ.setdefault("LENNA_TEST_GROUPS", f"{tempfile.gettempdir()}/lenna-groups-{os.getpid()}.json")
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -119,7 +126,33 @@ def pytest_collection_modifyitems(config, items):
                 return i
         return len(FIRST)
 
-    for item in items:
-        if "tiny_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("tiny_run"))
     items.sort(key=rank)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        groups = {i.nodeid: "tiny_run" for i in items if "tiny_run" in getattr(i, "fixturenames", ())}
+        part = GROUPS.with_suffix(f".{os.environ['PYTEST_XDIST_WORKER']}")
+        part.write_text(json.dumps(groups))
+        part.replace(GROUPS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        """Work units: one per group of tests that share a run, one per other test."""
+
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                self.groups = json.loads(GROUPS.read_text())
+            return self.groups.get(nodeid, nodeid)
+
+    return SharedRunScheduling(config, log)
+
+
+def pytest_unconfigure(config):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        GROUPS.unlink(missing_ok=True)
