@@ -108,9 +108,9 @@ def fresh_copy(tmp_path):
     return copy
 
 
-# Under pytest-xdist (`./run-tests` runs `-n 3 --dist loadgroup`): the tests that read the shared
-# tiny run go to one worker, so that it runs once, and the longest runs are handed out first; the
-# SLURM run mostly waits on its cluster, so three workers keep two cores busy. xdist's own
+# Under pytest-xdist (`./run-tests -n 3 --dist loadgroup`, faster but beside the tests that time
+# cells: docs/development.md) the tests that read the shared tiny run go to one worker, so that it
+# runs once, and the longest runs are handed out first (in one process too). xdist's own
 # `xdist_group` marks are lost under pytest 9 (the node id it edits is no longer read back), so the
 # workers write each test's group to a file that the controller's scheduler reads.
 FIRST = ("test_slurm.py", "tiny_run", "test_transfer.py", "test_nb201.py", "test_lenna_space.py")
