@@ -78,16 +78,21 @@ def write_config(path: Path, **changes) -> Path:
     return path
 
 
+def copy_workflow(repo: Path) -> Path:
+    """A copy of this checkout's workflow and package in the existing directory ``repo``."""
+    for name in ("Snakefile", "workflow", "src", "profiles", "config", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
+    return repo
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One complete run of the tiny config, shared by the end-to-end tests that only read its
     outputs or plan against it. It runs a copy of the workflow and the package (``repo/``, the
     work directory is ``repo/work``), so the re-run tests may edit package modules there and
     restore them without touching this checkout; re-run it with `tiny_snakefile(workdir)`."""
-    repo = tmp_path_factory.mktemp("repo")
-    for name in ("Snakefile", "workflow", "src", "profiles", "config", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
+    repo = copy_workflow(tmp_path_factory.mktemp("repo"))
     workdir = repo / "work"
     first = run_snakemake(workdir, snakefile=repo / "Snakefile")
     return workdir, first

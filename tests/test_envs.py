@@ -2,7 +2,6 @@
 it (a conda env of `envs/` has the third-party packages only, as has the interpreter made here),
 and one with another checkout's installed."""
 
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -11,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SNAKEMAKE, TINY
+from conftest import ROOT, SNAKEMAKE, TINY, copy_workflow
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,7 @@ def test_a_copy_of_the_workflow_runs_its_own_lenna_not_the_installed_one(tmp_pat
     elsewhere, as a user's fork or the tests' shared run, must still run the copy's package."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("Snakefile", "workflow", "src", "config", "envs", "profiles"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, repo / name)
+    copy_workflow(repo)
     probe = tmp_path / "imported-from"
     init = repo / "src" / "lenna" / "__init__.py"
     init.write_text(
