@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -14,7 +15,8 @@ from lenna.predictors.metrics import latency_metrics
 from lenna.predictors.model import PredictorError, load_predictor
 from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
-from lenna.space.specs import sample_specs, sampling_plan
+from lenna.space.ops import op_set
+from lenna.space.specs import prob_columns, sample_specs, sampling_plan
 from lenna.timing.devices import pin_device
 from lenna.timing.labels import measure_specs
 from test_measure import CPU, FAST
@@ -105,7 +107,7 @@ def test_a_saved_model_gives_identical_predictions_in_a_fresh_process(splits, tm
 
 
 @pytest.mark.parametrize(
-    "damage", ["missing_weights", "corrupt_json", "swapped_weights", "wrong_layer", "kind"]
+    "damage", ["missing_weights", "corrupt_json", "swapped_weights", "wrong_layer", "missing_base", "kind"]
 )
 def test_a_corrupted_or_mismatched_model_fails_naming_the_file(splits, tmp_path, damage):
     parts, normaliser = splits
@@ -122,6 +124,15 @@ def test_a_corrupted_or_mismatched_model_fails_naming_the_file(splits, tmp_path,
         fit_constant(parts["train"], normaliser).save(tmp_path / "c")
         weights.write_bytes((tmp_path / "c" / "weights.npz").read_bytes())
         expect = "weights.npz"
+    elif damage == "missing_base":  # a file that declares a linear base it does not hold
+        fit_mlp(parts["train"], parts["val"], normaliser, transform="log", base="none", **MLP)[0].save(
+            tmp_path / "m"
+        )
+        desc = json.loads(meta.read_text())
+        assert desc["architecture"]["base"] == "none" and "base_coef" not in np.load(weights).files
+        desc["architecture"]["base"] = "ridge"
+        meta.write_text(json.dumps(desc))
+        expect = "model.json: weight 'base_coef' is missing"
     elif damage == "wrong_layer":
         desc = json.loads(meta.read_text())
         desc["architecture"]["hidden"] = [32, 16]
@@ -169,3 +180,35 @@ def test_predictions_are_vectorised_over_many_specs(splits):
     x = np.repeat(parts["test"][mlp.features].to_numpy(np.float64), 500, axis=0)
     out = mlp.predict_features(x)
     assert out.shape == (len(x),) and np.isfinite(out).all()
+
+
+def additive_cells(n: int, seed: int) -> pd.DataFrame:
+    """``n`` specs of the default sampling with a synthetic label, an exact additive law of their
+    op probabilities (a cost per op and edge): what a linear model recovers. Nothing is timed."""
+    table = sample_specs(sampling_plan(CONFIG), seed=seed, start=0, stop=n).copy()
+    probs = prob_columns(op_set("darts"), 4)
+    cost = np.random.default_rng(seed).uniform(0.0, 0.2, len(probs))
+    table = table.assign(latency_ms=0.1 + table[probs].to_numpy() @ cost, batch_size=1)
+    return table.sort_values("latency_ms").reset_index(drop=True)
+
+
+def test_the_mlps_linear_base_extends_an_additive_law_to_cells_cheaper_than_any_it_trained_on():
+    # A latency-aware search ends in cells of cheap ops, rarer in the random training specs than
+    # any other: an MLP alone predicts them near its training data; with the ridge base (the
+    # default) it follows the law it learned of op costs.
+    table = additive_cells(400, seed=3)
+    cheap, rest = table.iloc[:20], table.iloc[20:]
+    train, val = rest.drop(index=rest.index[::4]), rest.loc[rest.index[::4]]
+    normaliser = fit_normaliser(train, "darts", 4)
+    errors = {}
+    for base in ("ridge", "none"):
+        predictor, _ = fit_mlp(train, val, normaliser, transform="linear", base=base, **MLP)
+        assert predictor.description["architecture"]["base"] == base
+        errors[base] = latency_metrics(cheap["latency_ms"], predictor.predict(cheap))["mape"]
+    assert errors["ridge"] < 0.02 and errors["none"] > 5 * errors["ridge"], errors
+
+
+def test_an_unknown_mlp_base_is_an_error_naming_the_key(splits):
+    parts, normaliser = splits
+    with pytest.raises(ValueError, match=r"predictors\.mlp\.base: 'quadratic'"):
+        fit_mlp(parts["train"], parts["val"], normaliser, transform="log", base="quadratic", **MLP)

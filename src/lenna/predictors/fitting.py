@@ -104,21 +104,57 @@ def train_epoch(net, optimiser, x: torch.Tensor, target: torch.Tensor, order, ba
     return losses
 
 
+# The MLP's base (`predictors.mlp.base`). ridge: the MLP learns the residual of a ridge
+# regression fitted first (closed form, this penalty on standardised features and label), so
+# where training cells are few (the cheap cells a latency-aware search ends in) the prediction
+# falls back on the additive law of op costs instead of the training data's level; none: LENNA's
+# plain MLP.
+BASE_RIDGE_ALPHA = 1.0
+MLP_BASES = ("ridge", "none")
+
+
+def ridge_base(x: np.ndarray, t: np.ndarray, alpha: float = BASE_RIDGE_ALPHA) -> tuple[np.ndarray, float]:
+    """Coefficients and intercept of the ridge regression of ``t`` on ``x`` (intercept not
+    penalised), in closed form: the linear base under the MLP."""
+    a = np.c_[x, np.ones(len(x))]
+    penalty = alpha * np.eye(a.shape[1])
+    penalty[-1, -1] = 0.0
+    solution = np.linalg.solve(a.T @ a + penalty, a.T @ t)
+    return solution[:-1], float(solution[-1])
+
+
 class _MLP(torch.nn.Module):
-    def __init__(self, n_in: int, hidden: list[int], activation: str):
+    """Layers of ``hidden`` units; with a ``base`` (coefficients, intercept) the output is the
+    network's plus that fixed linear function of the input, so the network learns the residual."""
+
+    def __init__(self, n_in: int, hidden: list[int], activation: str, base=None):
         super().__init__()
         sizes = [n_in, *hidden, 1]
         self.layers = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.act = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[activation]
+        if base is not None:
+            self.register_buffer("base_coef", torch.as_tensor(base[0], dtype=torch.float32))
+            self.register_buffer("base_intercept", torch.tensor([base[1]], dtype=torch.float32))
 
     def forward(self, x):
+        z = x
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
                 x = self.act(x)
+        if hasattr(self, "base_coef"):
+            return x[:, 0] + z @ self.base_coef + self.base_intercept
         return x[:, 0]
+
+
+def _new_mlp(z: np.ndarray, t: np.ndarray, hidden: list[int], activation: str, base: str) -> _MLP:
+    """An untrained `_MLP` for standardised features ``z`` and label ``t``, on the ``base``
+    (one of `MLP_BASES`) fitted to them."""
+    if base not in MLP_BASES:
+        raise ValueError(f"predictors.mlp.base: {base!r}, expected one of {list(MLP_BASES)}")
+    return _MLP(z.shape[1], hidden, activation, ridge_base(z, t) if base == "ridge" else None)
 
 
 def fit_mlp(
@@ -135,18 +171,21 @@ def fit_mlp(
     patience: int,
     seed: int,
     transform: str,
+    base: str = "ridge",
     **extra,
 ) -> tuple[LatencyPredictor, pd.DataFrame]:
     """The LENNA MLP: Adam on the standardised (log) latency, early stopping on validation RMSE
-    (ms); seeded and deterministic on a CPU. Returns the best epoch's model and the history."""
+    (ms); seeded and deterministic on a CPU, on the linear ``base`` of `MLP_BASES`. Returns the
+    best epoch's model and the history."""
     torch.manual_seed(seed)
-    x_train = torch.as_tensor(normalise(train, normaliser), dtype=torch.float32)
+    z_train = normalise(train, normaliser)
+    x_train = torch.as_tensor(z_train, dtype=torch.float32)
     label, t_train = _standardised(train["latency_ms"].to_numpy(np.float64), transform)
     target = torch.as_tensor(t_train, dtype=torch.float32)
     x_val = torch.as_tensor(normalise(val, normaliser), dtype=torch.float32)
     y_val = val["latency_ms"].to_numpy(np.float64)
 
-    net = _MLP(x_train.shape[1], hidden, activation)
+    net = _new_mlp(z_train, t_train, hidden, activation, base)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     step = partial(train_epoch, net, optimiser, x_train, target, batch_size=batch_size)
     validate = partial(_val_rmse, net, x_val, y_val, label, transform)
@@ -162,7 +201,7 @@ def fit_mlp(
         normaliser,
         transform,
         label,
-        architecture={"hidden": list(hidden), "activation": activation},
+        architecture={"hidden": list(hidden), "activation": activation, "base": base},
         hyperparameters={
             "lr": lr,
             "epochs": epochs,
@@ -170,6 +209,7 @@ def fit_mlp(
             "weight_decay": weight_decay,
             "patience": patience,
             "seed": seed,
+            **({"base_ridge_alpha": BASE_RIDGE_ALPHA} if base == "ridge" else {}),
             **stopped,
         },
         **extra,
@@ -222,12 +262,15 @@ def _early_stopping(
 
 
 def _mlp_weights(state: dict, normaliser: dict, n_layers: int) -> dict[str, np.ndarray]:
-    """The weights of a predictor file of the MLP (``w{i}``, ``b{i}`` per layer) from a state of
-    `_MLP`, with the feature scaling."""
+    """The weights of a predictor file of the MLP (``w{i}``, ``b{i}`` per layer, ``base_coef`` and
+    ``base_intercept`` with a linear base) from a state of `_MLP`, with the feature scaling."""
     weights = _scaling(normaliser)
     for i in range(n_layers):
         weights[f"w{i}"] = state[f"layers.{i}.weight"].double().numpy()
         weights[f"b{i}"] = state[f"layers.{i}.bias"].double().numpy()
+    for name in ("base_coef", "base_intercept"):
+        if name in state:
+            weights[name] = state[name].double().numpy()
     return weights
 
 

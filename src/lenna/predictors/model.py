@@ -128,6 +128,8 @@ class LatencyPredictor:
                 if i < n_layers - 1:
                     h = act(h)
             out = h[:, 0]
+            if "base_coef" in self.weights:  # the linear base the MLP learned the residual of
+                out = out + z @ self._tensor("base_coef", x) + self._tensor("base_intercept", x)
         label = self.description["label"]
         out = out * label["std"] + label["mean"]
         return torch.exp(out) if self.description["transform"] == "log" else out
@@ -346,6 +348,11 @@ class LatencyPredictor:
                     raise PredictorError(
                         f"{meta}: layer {i} weight is {got}, expected {(sizes[i + 1], sizes[i])}"
                     )
+            if self.description["architecture"].get("base", "none") != "none":
+                for name, shape in (("base_coef", (n,)), ("base_intercept", (1,))):
+                    got = self.weights[name].shape if name in self.weights else "missing"
+                    if got != shape:
+                        raise PredictorError(f"{meta}: weight {name!r} is {got}, expected {shape}")
 
 
 def load_predictor(directory) -> LatencyPredictor:

@@ -1,0 +1,102 @@
+"""Does the MLP's linear base (`predictors.mlp.base`) predict the networks a search finds?
+
+Refits the MLP of one target twice on a finished run's own datasets, with `base: ridge` and with
+`base: none` (LENNA's plain MLP), the other hyper-parameters from the config; fits each one's
+network model on the run's timed networks as the rule `network_model` does; and scores both on
+the held-out cells, the held-out cells under 1 ms, the networks no network model saw, and the
+sweep's found networks (measured by `measure_final`, in `results/pareto/{target}/pareto.csv`).
+Nothing is timed: it reads labels the run measured.
+
+Usage: python benchmarks/mlp_base.py [results] [--config config/config.yaml] [--target cpu]
+Writes benchmarks/out/mlp_base-{target}.json and prints the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from lenna.predictors.composition import fit_network_model, network_metrics, score_networks
+from lenna.predictors.fitting import fit_mlp_choosing_transform
+from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.model import load_predictor
+from lenna.space.network import Macro
+from lenna.space.spaces import load_architecture
+
+
+def found_networks(results: Path, target: str) -> list[tuple[object, float]]:
+    """(architecture, measured ms) of every found network of the MLP's sweep, at macro.final."""
+    pareto = pd.read_csv(results / "pareto" / target / "pareto.csv")
+    rows = pareto[pareto["model"] == "mlp"]
+    runs = results / "search" / target / "mlp"
+    return [
+        (
+            load_architecture(runs / f"lambda-{r['lambda']:g}" / f"seed-{int(r['seed'])}" / "genotype.json"),
+            r["latency_ms"],
+        )
+        for _, r in rows.iterrows()
+    ]
+
+
+def score(predictor, data: dict, networks: pd.DataFrame, found, macro: Macro, batch: int) -> dict:
+    test = data["test"]
+    cheap = test[test["latency_ms"] < 1.0]
+    model, inputs = fit_network_model(networks, predictor)
+    predictor._network = model
+    unseen = network_metrics(score_networks(networks, model, inputs), model)
+    errors = np.abs([predictor.predict_network(arch, macro, batch) / ms - 1 for arch, ms in found])
+    return {
+        "cells": latency_metrics(test["latency_ms"], predictor.predict(test)),
+        "cells_under_1ms": latency_metrics(cheap["latency_ms"], predictor.predict(cheap)),
+        "network_model": model.chosen,
+        "unseen_networks_within_10pct": unseen["within_10pct"],
+        "found_networks": {
+            "n": len(errors),
+            "within_10pct": float((errors <= 0.1).mean()),
+            "max_ape": float(errors.max()),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="?", default="results", type=Path)
+    parser.add_argument("--config", default="config/config.yaml")
+    parser.add_argument("--target", default="cpu")
+    args = parser.parse_args()
+    config = yaml.safe_load(Path(args.config).read_text())
+    hyper = dict(config["predictors"]["mlp"])
+    transforms = hyper.pop("transforms")
+    hyper.pop("base", None)
+    datasets = args.results / "datasets" / args.target
+    data = {s: pd.read_parquet(datasets / f"{s}.parquet") for s in ("train", "val", "test")}
+    normaliser = json.loads((datasets / "normaliser.json").read_text())
+    networks = pd.read_parquet(args.results / "networks" / args.target / "networks.parquet")
+    found = found_networks(args.results, args.target)
+    common = {k: config["macro"][k] for k in ("input_channels", "num_classes", "stem_multiplier")}
+    macro = Macro(**config["macro"]["final"], **common)
+    batch = config["targets"][args.target]["batch_size"]
+    out = {}
+    for base in ("ridge", "none"):
+        fitted, _ = fit_mlp_choosing_transform(
+            data["train"], data["val"], normaliser, transforms, base=base, **hyper
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            fitted.save(tmp)  # as the rule writes it: the network model needs its weights' hash
+            out[base] = {"transform": fitted.description["transform"]}
+            out[base] |= score(load_predictor(tmp), data, networks, found, macro, batch)
+        print(base, json.dumps(out[base], default=float))
+    path = Path("benchmarks/out") / f"mlp_base-{args.target}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, default=float) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
