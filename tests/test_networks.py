@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from lenna.datasets import feature_columns
-from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
+from lenna.predictors.composition import (
+    fit_network_model,
+    macro_keys,
+    network_dataset,
+    network_metrics,
+    score_networks,
+)
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
 from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
 from lenna.space.architectures import architecture_text, published_architectures
@@ -192,15 +198,19 @@ def test_bad_network_tables_are_errors_naming_the_file():
         fit_network_model(table.assign(split="test"), predictor, "n.parquet")
 
 
-def test_the_network_model_is_fitted_and_chosen_by_validation_error(fitted):
+def test_the_network_model_is_fitted_and_chosen_by_its_error_on_macros_it_was_not_fitted_on(fitted):
     _, table, summary, model, inputs = fitted
     assert summary["by_split"]["train"] > 10 and summary["by_split"]["val"] > 0
     candidates = model.description["candidates"]
     assert set(candidates) == {"sum", "affine", "overhead", "features"}
-    assert model.chosen != "sum" and model.description["chosen_by"] == "val median_ape"
-    best = min(c["val"]["median_ape"] for c in candidates.values())
-    assert candidates[model.chosen]["val"]["median_ape"] <= best + 0.005  # the simpler within half a point
-    assert candidates["sum"]["val"]["median_ape"] > 0.1  # the plain sum misses the 15% and the overhead
+    assert model.chosen != "sum"
+    assert model.description["chosen_by"] == "leave-one-macro-out median_ape (train and val networks)"
+    fitting = table[table["split"].isin(["train", "val"])]
+    assert candidates["sum"]["selection"]["n"] == len(fitting)  # every macro held out once
+    best = min(c["selection"]["median_ape"] for c in candidates.values())
+    # the simpler within half a point
+    assert candidates[model.chosen]["selection"]["median_ape"] <= best + 0.005
+    assert candidates["sum"]["selection"]["median_ape"] > 0.1  # the plain sum misses the 15% and the overhead
     scored = score_networks(table, model, inputs)
     metrics = network_metrics(scored, model)
     # Networks the model never saw, the held-out macro and published architectures among them.
@@ -248,3 +258,16 @@ def test_predict_network_loads_from_files_without_a_device(fitted, tmp_path):
     (tmp_path / "p" / "network.json").write_text("{not json")
     with pytest.raises(PredictorError, match="network.json: not valid JSON"):
         load_predictor(tmp_path / "p").predict_network(DARTS_V2, macro, 1)
+
+
+def test_networks_of_one_macro_choose_the_network_model_on_the_validation_networks(fitted):
+    predictor, table, _, _, _ = fitted
+    keys = macro_keys(table)
+    one = table[
+        (keys == keys[(table["split"] == "train").to_numpy()][0]) | ~table["split"].isin(["train", "val"])
+    ]
+    assert set(one["split"]) >= {"train", "val"}
+    model, _ = fit_network_model(one, predictor, "t.parquet")
+    assert model.description["chosen_by"] == "val median_ape"
+    candidates = model.description["candidates"]
+    assert candidates["sum"]["selection"]["n"] == (one["split"] == "val").sum()

@@ -15,9 +15,10 @@ the cells' predicted latency ``c``, the parts' ``p`` and the network's structure
 - ``features``: a ridge regression on network-level features (``c``, ``p``, cells, reductions,
   channels, pixels and the activations the cells hand on).
 
-Every candidate is fitted for relative error (Huber's loss) on the training networks and the one
-with the lowest median relative error on the validation networks is kept (the simpler where two
-are within half a point). All are affine in ``c``
+Every candidate is fitted for relative error (Huber's loss) and the one with the lowest median
+relative error on networks it was not fitted on is kept (the simpler where two are within half a
+point): leave-one-macro-out over the training and validation networks where they span several
+macros, else on the validation networks. All are affine in ``c``
 (`NetworkModel.affine`), so the search's expected latency stays differentiable in the alphas.
 """
 
@@ -165,7 +166,8 @@ def _relative_lstsq(x: np.ndarray, y: np.ndarray, offset: np.ndarray, alpha: flo
     weights = np.ones(len(y))
     for _ in range(20):
         aw = a * weights[:, None]
-        coef = np.linalg.solve(aw.T @ a + penalty + 1e-12 * np.eye(a.shape[1]), aw.T @ b)
+        # least squares, not solve: a fold of one macro makes the structure columns collinear
+        coef = np.linalg.lstsq(aw.T @ a + penalty, aw.T @ b, rcond=None)[0]
         residual = np.abs(a @ coef - b)
         weights = np.minimum(1.0, HUBER_DELTA / np.maximum(residual, 1e-12))
     return coef / scale
@@ -202,22 +204,77 @@ def predict_rows(kind: str, params: dict, x: pd.DataFrame) -> np.ndarray:
 
 
 def _score(y: np.ndarray, pred: np.ndarray) -> dict:
-    rel = np.abs(pred / y - 1)
+    return _score_errors(np.abs(pred / y - 1))
+
+
+def _score_errors(rel: np.ndarray) -> dict:
     return {
         "median_ape": float(np.median(rel)),
         "mean_ape": float(rel.mean()),
         "within_10pct": float((rel <= 0.1).mean()),
-        "n": int(len(y)),
+        "n": int(len(rel)),
     }
+
+
+def macro_keys(table: pd.DataFrame) -> np.ndarray:
+    """Each network's macro as ``C{channels}-L{layers}-S{pixels}``."""
+    return (
+        "C" + table["macro_init_channels"].astype(str) + "-L" + table["macro_layers"].astype(str)
+        + "-S" + table["macro_input_size"].astype(str)
+    ).to_numpy()  # fmt: skip
+
+
+def _cross_macro(kind: str, inputs: pd.DataFrame, y: np.ndarray, keys: np.ndarray, fitting, alpha) -> dict:
+    """Score of candidate ``kind`` on each macro of the ``fitting`` networks when fitted on the
+    others' (leave one macro out): how it predicts a macro it was not fitted on."""
+    errors = []
+    for macro in sorted(set(keys[fitting])):
+        rest, held = fitting & (keys != macro), fitting & (keys == macro)
+        params = fit_candidate(kind, inputs[rest], y[rest], alpha)
+        errors.append(np.abs(predict_rows(kind, params, inputs[held]) / y[held] - 1))
+    return _score_errors(np.concatenate(errors))
+
+
+def _fit_candidates(table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray) -> tuple[dict, str]:
+    """Every candidate's parameters and the score it is chosen by. Where the training and
+    validation networks span two macros or more, each candidate (and the ridge strength of
+    ``features``) is scored leave-one-macro-out over all of them and then fitted on all of them:
+    a few validation networks at the fitting macros cannot tell a model that extrapolates to
+    another macro from one that does not. Otherwise fitted on the training networks and scored
+    on the validation ones (on the training ones where a tiny run has none)."""
+    train, val = (table["split"] == "train").to_numpy(), (table["split"] == "val").to_numpy()
+    keys = macro_keys(table)
+    by_macro = len(set(keys[train | val])) >= 2
+    fitting = train | val if by_macro else train
+    select = val if val.any() else train
+    candidates = {}
+    for kind in CANDIDATES:
+        alphas = RIDGE_ALPHAS if kind == "features" else (0.0,)
+        if by_macro:
+            tries = [(_cross_macro(kind, inputs, y, keys, fitting, a), a) for a in alphas]
+            score, alpha = min(tries, key=lambda t: t[0]["median_ape"])
+            params = fit_candidate(kind, inputs[fitting], y[fitting], alpha)
+        else:
+            tries = [fit_candidate(kind, inputs[train], y[train], a) for a in alphas]
+            scored = [(_score(y[select], predict_rows(kind, q, inputs[select])), q) for q in tries]
+            score, params = min(scored, key=lambda t: t[0]["median_ape"])
+        candidates[kind] = {
+            "params": params,
+            "train": _score(y[fitting], predict_rows(kind, params, inputs[fitting])),
+            "selection": score,
+        }
+    if by_macro:
+        return candidates, "leave-one-macro-out median_ape (train and val networks)"
+    return candidates, "val median_ape" if val.any() else "train median_ape (no validation networks)"
 
 
 def fit_network_model(
     table: pd.DataFrame, predictor, path="network table"
 ) -> tuple[NetworkModel, pd.DataFrame]:
-    """Fit the parts and every candidate on the training networks of ``table`` (merged rows of
-    `lenna.timing.networks.measure_networks` with a ``split``), keep the candidate of the lowest
-    validation mean relative error (training error where no network is in ``val``), and return
-    the model with the inputs of every network."""
+    """Fit the parts on the training networks of ``table`` (merged rows of
+    `lenna.timing.networks.measure_networks` with a ``split``) and every candidate
+    (`_fit_candidates`), keep the candidate of the lowest median relative error on networks it
+    was not fitted on, and return the model with the inputs of every network."""
     check_network_table(table, path)
     if table["batch_size"].nunique() != 1:
         raise NetworkModelError(
@@ -229,24 +286,10 @@ def fit_network_model(
     draft = NetworkModel({"op_set": space.op_set, "steps": space.steps, "parts": parts})
     inputs["parts_ms"] = [sum(draft.parts_ms(macro_of_row(row)).values()) for _, row in table.iterrows()]
     y = table["latency_ms"].to_numpy(float)
-    train, val = (table["split"] == "train").to_numpy(), (table["split"] == "val").to_numpy()
-    select = val if val.any() else train
-    candidates = {}
-    for kind in CANDIDATES:
-        tries = [
-            fit_candidate(kind, inputs[train], y[train], a)
-            for a in (RIDGE_ALPHAS if kind == "features" else (0.0,))
-        ]
-        scored = [(_score(y[select], predict_rows(kind, params, inputs[select])), params) for params in tries]
-        score, params = min(scored, key=lambda s: s[0]["median_ape"])
-        candidates[kind] = {
-            "params": params,
-            "train": _score(y[train], predict_rows(kind, params, inputs[train])),
-            "val": score if val.any() else None,
-        }
+    candidates, chosen_by = _fit_candidates(table, inputs, y)
     # By the median: a network timed in a slow spell is the label's error, not the model's. The
     # simpler of two candidates within half a point of each other (CANDIDATES is in that order).
-    errors = {k: (candidates[k]["val"] or candidates[k]["train"])["median_ape"] for k in CANDIDATES}
+    errors = {k: candidates[k]["selection"]["median_ape"] for k in CANDIDATES}
     chosen = next(k for k in CANDIDATES if errors[k] <= min(errors.values()) + 0.005)
     description = {
         "format": FORMAT,
@@ -255,7 +298,7 @@ def fit_network_model(
         "steps": space.steps,
         "batch_size": int(table["batch_size"].iloc[0]),
         "chosen": chosen,
-        "chosen_by": "val median_ape" if val.any() else "train median_ape (no validation networks)",
+        "chosen_by": chosen_by,
         "candidates": candidates,
         "parts": parts,
         "predictor_weights_sha256": predictor.description.get("weights_sha256", ""),
@@ -301,7 +344,8 @@ def network_metrics(scored: pd.DataFrame, model: NetworkModel) -> dict:
         "chosen": model.chosen,
         "chosen_by": model.description["chosen_by"],
         "candidates": {
-            k: {"val": v["val"], "train": v["train"]} for k, v in model.description["candidates"].items()
+            k: {"selection": v["selection"], "train": v["train"]}
+            for k, v in model.description["candidates"].items()
         },
         "by_split": {str(k): both(rows) for k, rows in scored.groupby("split")},
         "by_network": {str(k): both(rows) for k, rows in held.groupby("network")},
