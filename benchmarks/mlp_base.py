@@ -44,16 +44,21 @@ def found_networks(results: Path, target: str) -> list[tuple[object, float]]:
     ]
 
 
-def score(predictor, data: dict, networks: pd.DataFrame, found, macro: Macro, batch: int) -> dict:
+def score(directory: str, data: dict, networks: pd.DataFrame, found, macro: Macro, batch: int) -> dict:
+    """Scores of the predictor saved in ``directory``, its network model fitted, written beside it
+    and loaded with it as the rule `network_model` and `load_predictor` do."""
     test = data["test"]
     cheap = test[test["latency_ms"] < 1.0]
-    model, inputs = fit_network_model(networks, predictor)
-    predictor._network = model
+    model, inputs = fit_network_model(networks, load_predictor(directory))
+    model.save(Path(directory) / "network.json")
+    predictor = load_predictor(directory)
     unseen = network_metrics(score_networks(networks, model, inputs), model)
     errors = np.abs([predictor.predict_network(arch, macro, batch) / ms - 1 for arch, ms in found])
     return {
         "cells": latency_metrics(test["latency_ms"], predictor.predict(test)),
-        "cells_under_1ms": latency_metrics(cheap["latency_ms"], predictor.predict(cheap)),
+        "cells_under_1ms": latency_metrics(cheap["latency_ms"], predictor.predict(cheap))
+        if len(cheap)
+        else None,
         "network_model": model.chosen,
         "unseen_networks_within_10pct": unseen["within_10pct"],
         "found_networks": {
@@ -90,7 +95,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             fitted.save(tmp)  # as the rule writes it: the network model needs its weights' hash
             out[base] = {"transform": fitted.description["transform"]}
-            out[base] |= score(load_predictor(tmp), data, networks, found, macro, batch)
+            out[base] |= score(tmp, data, networks, found, macro, batch)
         print(base, json.dumps(out[base], default=float))
     path = Path("benchmarks/out") / f"mlp_base-{args.target}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,7 @@ import pytest
 import torch
 
 from lenna.datasets import feature_columns
-from lenna.predictors.composition import (
-    fit_network_model,
-    macro_keys,
-    network_dataset,
-    network_metrics,
-    score_networks,
-)
+from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
 from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
 from lenna.space.architectures import architecture_text, published_architectures
@@ -262,7 +256,7 @@ def test_predict_network_loads_from_files_without_a_device(fitted, tmp_path):
 
 def test_networks_of_one_macro_choose_the_network_model_on_the_validation_networks(fitted):
     predictor, table, _, _, _ = fitted
-    keys = macro_keys(table)
+    keys = table["network"].to_numpy()
     one = table[
         (keys == keys[(table["split"] == "train").to_numpy()][0]) | ~table["split"].isin(["train", "val"])
     ]

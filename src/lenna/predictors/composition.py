@@ -216,14 +216,6 @@ def _score_errors(rel: np.ndarray) -> dict:
     }
 
 
-def macro_keys(table: pd.DataFrame) -> np.ndarray:
-    """Each network's macro as ``C{channels}-L{layers}-S{pixels}``."""
-    return (
-        "C" + table["macro_init_channels"].astype(str) + "-L" + table["macro_layers"].astype(str)
-        + "-S" + table["macro_input_size"].astype(str)
-    ).to_numpy()  # fmt: skip
-
-
 def _cross_macro(kind: str, inputs: pd.DataFrame, y: np.ndarray, keys: np.ndarray, fitting, alpha) -> dict:
     """Score of candidate ``kind`` on each macro of the ``fitting`` networks when fitted on the
     others' (leave one macro out): how it predicts a macro it was not fitted on."""
@@ -243,7 +235,7 @@ def _fit_candidates(table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray) ->
     another macro from one that does not. Otherwise fitted on the training networks and scored
     on the validation ones (on the training ones where a tiny run has none)."""
     train, val = (table["split"] == "train").to_numpy(), (table["split"] == "val").to_numpy()
-    keys = macro_keys(table)
+    keys = table["network"].to_numpy()  # the macro's name (`lenna.timing.networks.macro_name`)
     by_macro = len(set(keys[train | val])) >= 2
     fitting = train | val if by_macro else train
     select = val if val.any() else train

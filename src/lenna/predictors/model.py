@@ -128,7 +128,7 @@ class LatencyPredictor:
                 if i < n_layers - 1:
                     h = act(h)
             out = h[:, 0]
-            if "base_coef" in self.weights:  # the linear base the MLP learned the residual of
+            if self.description["architecture"].get("base", "none") != "none":  # `_check`ed at load
                 out = out + z @ self._tensor("base_coef", x) + self._tensor("base_intercept", x)
         label = self.description["label"]
         out = out * label["std"] + label["mean"]
