@@ -1,6 +1,7 @@
 """Whole networks as data and the network model: timing, the dataset, fitting, choosing, the API."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,8 @@ from lenna.datasets import feature_columns
 from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
 from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
-from lenna.space.architectures import architecture_text, published_architectures
+from lenna.space import lenna_block
+from lenna.space.architectures import architecture_text, published_architectures, random_architecture
 from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
 from lenna.space.spaces import get_space
@@ -124,6 +126,34 @@ def test_the_plan_times_random_architectures_at_every_macro_of_the_ranges_and_th
         == 3
     )
     assert published_architectures(get_space("lenna", 5)) == {}
+
+
+def test_op_concentration_draws_networks_dominated_by_one_op_and_leaves_uniform_draws_as_they_were():
+    def top_share(arch):
+        ops = arch.ops if hasattr(arch, "ops") else [op for op, _ in arch.normal + arch.reduce]
+        return Counter(ops).most_common(1)[0][1] / len(ops)
+
+    nb201 = get_space("nb201", 3)
+    nb201_macro = {**MACRO, "stem_multiplier": 1}
+    uniform = network_plan(nb201, nb201_macro, {"n_architectures": 40, "seed": 0})
+    unset = network_plan(nb201, nb201_macro, {"n_architectures": 40, "seed": 0, "op_concentration": None})
+    assert [i.arch for i in uniform] == [i.arch for i in unset]
+    for space, macro in ((nb201, nb201_macro), (DARTS, MACRO)):
+        drawn = {}
+        for concentration in (None, 0.05):
+            settings = {"n_architectures": 40, "seed": 0, "op_concentration": concentration}
+            archs = [i.arch for i in network_plan(space, macro, settings) if i.group == "random"]
+            drawn[concentration] = np.mean([top_share(a) for a in archs])
+        assert drawn[0.05] > 0.8 > 0.6 > drawn[None]
+    nb201_archs = [i.arch for i in network_plan(nb201, nb201_macro, settings) if i.group == "random"]
+    assert any(set(a.ops) == {"none"} for a in nb201_archs)  # the cheap extreme a search ends in
+    lenna = get_space("lenna", 5)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # every edge keeps to the ops it may hold
+        arch = random_architecture(rng, lenna.op_set, lenna.steps, 0.05)
+        for block, reduction in ((arch.normal, False), (arch.reduce, True)):
+            allowed = lenna_block.op_mask(reduction)
+            assert all(allowed[e, lenna_block.OPS.index(op)] for e, op in enumerate(block))
 
 
 def test_a_held_out_macro_must_have_cells_the_ranges_cover():

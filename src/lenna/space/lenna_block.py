@@ -332,10 +332,17 @@ class Arch:
         return sum(op == IDENTITY for op in self.normal)
 
 
-def random_arch(rng: np.random.Generator) -> Arch:
-    """An op drawn uniformly from those each edge may hold, for both blocks."""
+def random_arch(rng: np.random.Generator, weights: np.ndarray | None = None) -> Arch:
+    """An op drawn for each edge of both blocks from those the edge may hold: uniformly, or by
+    ``weights`` (one per op of `OPS`) renormalised over them."""
     blocks = []
     for reduction in (False, True):
         mask = op_mask(reduction)
-        blocks.append(tuple(OPS[rng.choice(np.flatnonzero(row))] for row in mask))
+        blocks.append(tuple(OPS[_draw(rng, np.flatnonzero(row), weights)] for row in mask))
     return Arch(*blocks)
+
+
+def _draw(rng: np.random.Generator, allowed: np.ndarray, weights: np.ndarray | None) -> int:
+    if weights is None or weights[allowed].sum() <= 0:
+        return rng.choice(allowed)
+    return rng.choice(allowed, p=weights[allowed] / weights[allowed].sum())

@@ -100,11 +100,15 @@ def covered(space: Space, macro: Macro, config_macro: dict) -> bool:
 
 def network_plan(space: Space, config_macro: dict, settings: dict) -> list[NetworkItem]:
     """The networks of the network stage (config section ``networks``): ``n_architectures``
-    random architectures (seeded by ``seed``) at every `fit_macros` setting and at
-    ``held_out_macro`` (optional), and the `published_architectures` at the search and final
-    macros."""
+    random architectures (seeded by ``seed``, their ops drawn as ``op_concentration`` says: see
+    `random_architecture`) at every `fit_macros` setting and at ``held_out_macro`` (optional),
+    and the `published_architectures` at the search and final macros."""
     rng = np.random.default_rng(settings["seed"])
-    archs = [random_architecture(rng, space.op_set, space.steps) for _ in range(settings["n_architectures"])]
+    concentration = settings.get("op_concentration")
+    archs = [
+        random_architecture(rng, space.op_set, space.steps, concentration)
+        for _ in range(settings["n_architectures"])
+    ]
     macros = [(macro_name(m, config_macro), m, "random") for m in fit_macros(config_macro)]
     held_out = settings.get("held_out_macro")
     if held_out:
