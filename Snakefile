@@ -23,6 +23,7 @@ include: "workflow/rules/networks.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/public.smk"
 include: "workflow/rules/transfer.smk"
+include: "workflow/rules/kit.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -57,6 +57,7 @@ def check_config(config: dict) -> None:
     _check_sampling(config["sampling"])
     _check_targets(config)
     _check_public(config)
+    _check_kit(config)
     split = config["datasets"]["split"]
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
@@ -238,12 +239,7 @@ def table_targets(config: dict) -> dict[str, dict]:
             raise ConfigError(f"{key}.devices: {unknown} are not columns of {path}; it has {devices}")
         few_shot = settings.get("few_shot")
         if few_shot is not None:
-            bad = [s for s in few_shot.get("sources") or [] if s not in devices or s in chosen]
-            if bad:
-                raise ConfigError(
-                    f"{key}.few_shot.sources: {bad} are not other device columns of {path} "
-                    f"(a target is never its own source)"
-                )
+            _check_few_shot_sources(f"{key}.few_shot", few_shot, path, devices, chosen)
         for column in chosen:
             target = name if column == SINGLE_COLUMN else column
             if target in out or target in config["targets"] or target in config.get("external_targets", {}):
@@ -258,6 +254,80 @@ def table_targets(config: dict) -> dict[str, dict]:
                 "search": bool(settings.get("search", False)),
             }
     return out
+
+
+def few_shot_source_path(path: str, few_shot: dict) -> str:
+    """The table the few-shot sources of a device table at ``path`` come from: ``source_table``;
+    by default the table itself, or for a table of one device (a measurement kit's) the public
+    table this package ships."""
+    from lenna.space.nb201 import PUBLIC_TABLE
+
+    if few_shot.get("source_table"):
+        return few_shot["source_table"]
+    return path if len(table_devices(path)) > 1 else str(PUBLIC_TABLE)
+
+
+def _check_few_shot_sources(
+    key: str, few_shot: dict, path: str, devices: list[str], chosen: list[str]
+) -> None:
+    """The few-shot sources: a readable source table, and source devices that are its columns
+    (and, in the target's own table, not a target)."""
+    source_path = few_shot_source_path(path, few_shot)
+    if not os.path.isfile(source_path):
+        raise ConfigError(f"{key}.source_table: no such file {source_path!r}")
+    own = source_path == path
+    available = devices if own else table_devices(source_path)
+    bad = [s for s in few_shot.get("sources") or [] if s not in available or (own and s in chosen)]
+    if bad:
+        raise ConfigError(
+            f"{key}.sources: {bad} are not {'other ' if own else ''}device columns of {source_path} "
+            f"(a target is never its own source)"
+        )
+
+
+def _check_kit(config: dict) -> None:
+    """The ``kit`` section, where there is one: a table of device_tables, label and check counts
+    its protocol's ranges hold, and TorchScript among the formats (what the timing script runs)."""
+    from lenna.tables import Protocol
+
+    kit = config.get("kit")
+    if kit is None:
+        return
+    if kit["table"] not in config.get("device_tables", {}):
+        raise ConfigError(f"kit.table: {kit['table']!r} is not a table of device_tables")
+    protocol = Protocol.from_config(config["device_tables"][kit["table"]].get("protocol"))
+    (lo, hi), (s_lo, s_hi) = protocol.pool, protocol.score
+    if not 2 <= kit["n"] <= hi - lo:
+        raise ConfigError(
+            f"kit.n: {kit['n']} label architectures; a few-shot predictor needs at least 2, and the "
+            f"pool (indices {lo}..{hi - 1}) holds {hi - lo}"
+        )
+    check = kit["check"]
+    if not 5 <= check <= s_hi - s_lo:
+        raise ConfigError(
+            f"kit.check: {check} check architectures; scoring the few-shot predictor needs at least 5 "
+            f"(the scored ones lie within the latency percentiles), and indices {s_lo}..{s_hi - 1} hold "
+            f"{s_hi - s_lo}"
+        )
+    if "torchscript" not in kit["formats"]:
+        raise ConfigError(
+            f"kit.formats: {kit['formats']} lacks torchscript, the format the timing script runs"
+        )
+
+
+def kit_feedback(config: dict) -> dict:
+    """What a measurement kit's README puts in the config that feeds its table back: the label
+    count ``n``, the kit table's ``protocol``, and its file as ``source_table`` where that is not
+    the default (the public table) of a table of one device."""
+    from lenna.space.nb201 import PUBLIC_TABLE
+
+    kit = config["kit"]
+    path = device_table_path(config, kit["table"])
+    return {
+        "n": kit["n"],
+        "protocol": config["device_tables"][kit["table"]].get("protocol", {}),
+        "source_table": None if path == str(PUBLIC_TABLE) else path,
+    }
 
 
 def public_table_path(config: dict) -> str:

@@ -37,6 +37,9 @@ SINGLE_COLUMN = "latency_ms"
 # The benchmark network's first cell: the shape at which a network-unit row is described.
 NETWORK_SHAPE = nb201.cell_shape(16, 32)
 _BATCH_SUFFIX = re.compile(r"_(\d+)$")
+# The fewest labelled architectures a few-shot fit takes, and scored ones a Spearman's rho needs.
+MIN_LABELS = 2
+MIN_SCORED = 3
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,50 @@ def score_rows(latency: np.ndarray, index: np.ndarray, protocol: Protocol) -> np
 
 
 def few_shot_split(
-    dataset: pd.DataFrame, table: pd.DataFrame, column: str, n: int, seed: int, protocol: Protocol
+    dataset: pd.DataFrame,
+    table: pd.DataFrame,
+    column: str,
+    n: int,
+    seed: int,
+    protocol: Protocol,
+    what: str = "the device table",
 ) -> pd.Series:
     """The split of a few-shot target's dataset rows: ``train`` (its n labels, also the
     validation part: a device of which only n labels are known has no other), ``test`` (the
-    scored rows of the published protocol, from the whole table) and ``unused``."""
+    scored rows of the published protocol, from the whole table) and ``unused``. A table too
+    small for either part (a measurement kit's without its check architectures) is a `DataError`
+    that starts with ``what`` (the file and its config key)."""
+    index = dataset["index"]
+    (lo, hi), (s_lo, s_hi) = protocol.pool, protocol.score
+    in_pool = int(((index >= lo) & (index < hi)).sum())
+    if in_pool < MIN_LABELS:
+        raise DataError(
+            f"{what}: {in_pool} connected architecture(s) of indices {lo}..{hi - 1}, where few-shot "
+            f"labels come from; a few-shot predictor needs at least {MIN_LABELS}"
+        )
+    if not ((index >= s_lo) & (index < s_hi)).any():
+        raise DataError(
+            f"{what}: no connected architecture of indices {s_lo}..{s_hi - 1}: nothing to score the "
+            "few-shot predictors on (a measurement kit's check architectures, kit.check, are there)"
+        )
     split = pd.Series("unused", index=dataset.index)
     train = sample_pool(dataset, n, seed, protocol)
     scored = score_rows(table[column].to_numpy(np.float64), table["index"].to_numpy(), protocol)
     split[dataset["index"].isin(table.loc[scored, "index"])] = "test"
     split.iloc[train] = "train"
+    if (split == "test").sum() < MIN_SCORED:
+        raise DataError(
+            f"{what}: {int((split == 'test').sum())} architecture(s) to score on (indices {s_lo}..{s_hi - 1} "
+            f"within the latency percentiles {protocol.percentiles}); a score needs at least {MIN_SCORED}"
+        )
     return split
+
+
+def source_columns(table: pd.DataFrame, sources: list[str] | None = None) -> pd.DataFrame:
+    """The keys and the ``sources`` device columns (default: all) of a table that does not hold
+    the target: the sources of a device measured alone (a kit's table) in another table."""
+    available = device_columns(table)
+    missing = [s for s in sources or [] if s not in available]
+    if missing:
+        raise ValueError(f"source device(s) {missing} not in the table; it has {available}")
+    return table[[*KEY_COLUMNS, *(sources or available)]]

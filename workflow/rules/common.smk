@@ -270,12 +270,33 @@ def table_device(wildcards):
     return TABLED[wildcards.target]
 
 
+def few_shot_sources(wildcards):
+    """The table a few-shot target's source devices are columns of (`cfg.few_shot_source_path`)."""
+    settings = TABLED[wildcards.target]
+    return cfg.few_shot_source_path(settings["path"], settings["few_shot"])
+
+
 def transfer_table_path(wildcards):
     return cfg.device_table_path(config, wildcards.table)
 
 
 def transfer_protocol(wildcards):
     return config["device_tables"][wildcards.table].get("protocol", {})
+
+
+# The measurement kit (lenna.kit), where the config asks for one; {} where not.
+KIT = config.get("kit", {})
+
+
+def kit_choice():
+    """What decides the kit's architectures (not its files: a new format re-exports only)."""
+    keys = ("n", "choice", "check", "seed", "batch_size", "source")
+    return {k: KIT[k] for k in keys if k in KIT}
+
+
+def kit_feedback():
+    """The config lines the kit's README gives for feeding its table back (`cfg.kit_feedback`)."""
+    return cfg.kit_feedback(config) if KIT else {}
 
 
 def search_data():
@@ -371,8 +392,18 @@ def all_outputs():
         if "transfer" in config
         else []
     )
+    kit = (
+        expand(
+            "results/kit/{table}/{name}",
+            table=KIT["table"],
+            name=["architectures.csv", "kit"],
+        )
+        if KIT
+        else []
+    )
     return (
         transfer
+        + kit
         + ["results/summary.md", "results/summary.html"]
         + figures
         + pareto

@@ -26,6 +26,7 @@ rule train_few_shot:
     input:
         train="results/datasets/{target}/train.parquet",
         table=lambda wildcards: TABLED[wildcards.target]["path"],
+        sources=few_shot_sources,
         code=code_inputs("train_few_shot.py"),
     output:
         model="results/predictors/{target}/few_shot/model.json",

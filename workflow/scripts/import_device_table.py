@@ -12,7 +12,10 @@ data = network_dataset(table, device["column"], device["batch_size"], source=sna
 few_shot = device["few_shot"]
 if few_shot:
     protocol = Protocol.from_config(device["protocol"])
-    data["split"] = few_shot_split(data, table, device["column"], few_shot["n"], few_shot["seed"], protocol)
+    what = f"{snakemake.input.table} (device_tables.{device['table']}.few_shot)"
+    data["split"] = few_shot_split(
+        data, table, device["column"], few_shot["n"], few_shot["seed"], protocol, what
+    )
 write_parquet(data, snakemake.output.table, metadata={"schema_version": 1})
 summary = {
     "n_rows": int(len(data)),

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import rankdata
+from sklearn.cluster import KMeans
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from lenna.datasets import fit_normaliser, normalise
@@ -142,6 +143,79 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, penalties=PENALTIES) -> tuple[np.nda
     return coef, float(mean_y - mean_x @ coef), float(penalty)
 
 
+def _penalised_loo(x: np.ndarray, y: np.ndarray, free: int, penalty: float) -> tuple[np.ndarray, float]:
+    """Least squares of y on x whose first ``free`` columns are unpenalised and the rest carry a
+    ridge ``penalty`` (inf: left out); returns (coefficients, exact leave-one-out MSE)."""
+    if np.isinf(penalty):
+        x = x[:, :free]
+    penalties = np.r_[np.zeros(free), np.full(x.shape[1] - free, 0.0 if np.isinf(penalty) else penalty)]
+    gram = x.T @ x + np.diag(penalties) + 1e-10 * np.eye(x.shape[1])
+    solve = np.linalg.solve(gram, x.T)
+    coef = solve @ y
+    leverage = np.einsum("ij,ji->i", x, solve)
+    residual = (y - x @ coef) / np.maximum(1.0 - leverage, 1e-9)
+    if np.isinf(penalty):
+        coef = np.r_[coef, np.zeros(len(penalties) - free)]
+    return coef, float(np.mean(residual**2))
+
+
+def blend_ridge(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, dict]:
+    """Ridge on the centred outputs, the penalty by leave-one-out error (the blend until 2026-12)."""
+    coef, intercept, penalty = ridge_loo(outputs, y)
+    return coef, intercept, {"ridge_penalty": penalty}
+
+
+def _mean_design(outputs: np.ndarray) -> np.ndarray:
+    mean = outputs.mean(axis=1, keepdims=True)
+    return np.hstack([np.ones_like(mean), mean, outputs - mean])
+
+
+def blend_mean_shrink(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, dict]:
+    """An affine map of the sources' mean, plus a ridge on each source's departure from the
+    mean (penalty by leave-one-out error, inf among them): with few labels the device is
+    priced like the average source; more labels can move it towards particular sources."""
+    x = _mean_design(outputs)
+    fits = {penalty: _penalised_loo(x, y, 2, penalty) for penalty in (*PENALTIES, np.inf)}
+    penalty = min(fits, key=lambda k: fits[k][1])
+    (intercept, scale, *departure), k = fits[penalty][0], outputs.shape[1]
+    departure = np.asarray(departure)
+    coef = scale / k + departure - departure.sum() / k
+    return coef, float(intercept), {"ridge_penalty": float(penalty), "mean_scale": float(scale)}
+
+
+def _single_sources(outputs: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    ones = np.ones((len(y), 1))
+    return [_penalised_loo(np.hstack([ones, outputs[:, [k]]]), y, 2, np.inf) for k in range(outputs.shape[1])]
+
+
+def blend_best_source(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, dict]:
+    """An affine map of the one source whose leave-one-out error is least."""
+    fits = _single_sources(outputs, y)
+    k = int(np.argmin([f[1] for f in fits]))
+    coef = np.zeros(outputs.shape[1])
+    coef[k] = fits[k][0][1]
+    return coef, float(fits[k][0][0]), {"source": k}
+
+
+def blend_averaged(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, dict]:
+    """Each source's affine map, averaged with weights by their leave-one-out errors (each
+    weighted as a Gaussian likelihood of its n leave-one-out residuals)."""
+    fits = _single_sources(outputs, y)
+    loglik = -0.5 * len(y) * np.log([f[1] for f in fits])
+    w = np.exp(loglik - loglik.max())
+    w /= w.sum()
+    a, b = np.array([f[0][0] for f in fits]), np.array([f[0][1] for f in fits])
+    return w * b, float(w @ a), {"weights": w.round(4).tolist()}
+
+
+BLENDS = {
+    "ridge": blend_ridge,
+    "mean_shrink": blend_mean_shrink,
+    "best_source": blend_best_source,
+    "averaged": blend_averaged,
+}
+
+
 def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPredictor:
     """The few-shot predictor of a device from its labelled rows ``train`` (network-unit rows at
     the batch size the source model was built for): the source model with a ridge blend of its
@@ -179,6 +253,37 @@ def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPr
         **extra,
     )
     return LatencyPredictor(desc, weights)
+
+
+CHOICES = ("random", "diverse")
+
+
+def choose_labels(
+    source: SourceModel, pool: pd.DataFrame, n: int, method: str, seed: int, protocol: Protocol
+) -> np.ndarray:
+    """Row positions of the ``n`` architectures of a `network_dataset` a new device should time,
+    from the protocol's pool: ``random`` (`sample_pool`, seeded) or ``diverse``: k-means (seeded)
+    with n centres in the source model's output space (every source device's standardised log
+    latency), the pool architecture nearest each centre; so the labels span the ways the known
+    devices price architectures, which is what the blend is fitted on."""
+    if method not in CHOICES:
+        raise ValueError(f"label choice {method!r} is not one of {list(CHOICES)}")
+    if method == "random":
+        return sample_pool(pool, n, seed, protocol)
+    lo, hi = protocol.pool
+    inside = np.flatnonzero((pool["index"] >= lo) & (pool["index"] < hi))
+    if not 0 < n <= hi - lo:
+        raise ValueError(f"{n} labelled architectures asked; the pool {protocol.pool} holds {hi - lo}")
+    if n >= len(inside):
+        return np.sort(inside)
+    outputs = source.outputs(pool.iloc[inside][source.normaliser["features"]].to_numpy(np.float64))
+    outputs = (outputs - outputs.mean(axis=0)) / outputs.std(axis=0)
+    centres = KMeans(n_clusters=n, n_init=10, random_state=seed).fit(outputs).cluster_centers_
+    chosen: list[int] = []
+    for centre in centres:  # nearest architecture to each centre, each architecture once
+        order = np.argsort(((outputs - centre) ** 2).sum(axis=1))
+        chosen.append(next(int(k) for k in order if k not in chosen))
+    return np.sort(inside[chosen])
 
 
 def leave_one_device_out(
