@@ -113,3 +113,20 @@ def test_the_order_of_the_sampler_shares_in_the_config_does_not_change_the_specs
     pd.testing.assert_frame_equal(
         sample_specs(plan, 5, 0, 60), sample_specs(sampling_plan(reordered), 5, 0, 60)
     )
+
+
+def test_skewed_cells_are_discrete_and_range_from_one_op_everywhere_to_mixed():
+    nb201 = {
+        "search_space": {"name": "nb201", "op_set": "nb201", "steps": 3},
+        "macro": {**CONFIG["macro"], "stem_multiplier": 1},
+        "sampling": {"samplers": {"skewed": 1.0}, "soft_concentration": [0.01, 20.0]},
+    }
+    ops = OP_SETS["nb201"]
+    skewed = sample_specs(sampling_plan(nb201), seed=3, start=0, stop=300)
+    assert (skewed["sampler"] == "skewed").all() and (skewed["label_kind"] == "discrete").all()
+    probs = [spec_probs(r, ops, 3) for _, r in skewed.iterrows()]
+    assert all(set(np.unique(p)) <= {0.0, 1.0} for p in probs)
+    top = np.array([np.bincount(p.argmax(axis=1), minlength=len(ops)).max() / len(p) for p in probs])
+    assert (top == 1.0).mean() > 0.3 and (top <= 0.5).any()  # one op on every edge, and mixed cells
+    # All-none cells, the cheap extreme a search ends in, are among them; uniform draws give 1 in 15,625.
+    assert sum((p[:, ops.index(NONE)] == 1).all() for p in probs) >= 10
