@@ -25,24 +25,25 @@ import pandas as pd
 import torch
 
 from lenna.predictors.metrics import latency_metrics
-from lenna.predictors.transfer import BLENDS, CHOICES, choose_labels, fit_source_model, source_table
+from lenna.predictors.transfer import (
+    BLENDS,
+    CHOICES,
+    FAMILIES,
+    choose_labels,
+    family_devices,
+    fit_source_model,
+    source_table,
+)
 from lenna.space import nb201
 from lenna.tables import KEY_COLUMNS, Protocol, batch_size_of, device_columns, network_dataset, score_rows
-from lenna.timing.public import device_kind
-
-FAMILIES = {
-    "phone": lambda c: device_kind(c) == "phone",
-    "cpu": lambda c: device_kind(c) == "cpu",
-    **{f"gpu_{b}": (lambda c, b=b: device_kind(c) == "gpu" and batch_size_of(c) == b) for b in (1, 32, 256)},
-}
 
 
 def splits(table: pd.DataFrame) -> list[tuple[str, list[str], list[str]]]:
     """(split name, held-out devices, source devices): each device alone, then each family."""
     devices = device_columns(table)
     out = [("device", [d], [s for s in devices if s != d]) for d in devices]
-    for family, member in FAMILIES.items():
-        held = [d for d in devices if member(d)]
+    for family in FAMILIES:
+        held = family_devices(table, family)
         out.append((f"family:{family}", held, [s for s in devices if s not in held]))
     return out
 

@@ -14,8 +14,12 @@ from lenna.config import ConfigError, check_config, complete_search_space, table
 from lenna.io import DataError
 from lenna.predictors.model import load_predictor
 from lenna.predictors.transfer import (
+    BLENDS,
+    choose_labels,
+    family_devices,
     fit_few_shot,
     fit_source_model,
+    leave_family_out,
     leave_one_device_out,
     rank_cap,
     ridge_loo,
@@ -87,6 +91,7 @@ def test_disconnected_cells_are_left_out_of_the_datasets(table):
     assert data["latency_ms"].min() > 1.0 and table["pixel3"].min() < 0.01
     assert (data["unit"] == "network").all() and set(data["batch_size"]) == {1}
     assert batch_size_of("titanxp_256") == 256 and batch_size_of("pixel3") == 1
+    assert batch_size_of("gold_6240") == 1  # a CPU model number, not a batch size
 
 
 def test_the_published_protocol_draws_from_the_pool_and_scores_the_middle_of_the_score_range(table):
@@ -165,8 +170,15 @@ def test_leave_one_device_out_scores_each_method_for_every_n_and_seed(table):
     scores = leave_one_device_out(
         small, "titanxp_1", [10, 20], [0, 1], Protocol(), QUICK_SOURCE, {"epochs": 5, "hidden": [8]}
     )
-    assert len(scores) == 3 * 2 * 2 + 1
-    assert set(scores["method"]) == {"few_shot", "alone", "flops", "ceiling"}
+    assert len(scores) == 5 * 2 * 2 + 1 and (scores["split"] == "device").all()
+    assert set(scores["method"]) == {
+        "few_shot",
+        "few_shot_ridge",
+        "few_shot_diverse",
+        "alone",
+        "flops",
+        "ceiling",
+    }
     ceiling = scores[scores["method"] == "ceiling"].iloc[0]
     data = network_dataset(small, "titanxp_1", 1, source="public")
     outside = (~data["index"].between(900, 1899)).sum()  # every label but the scoring range's
@@ -267,3 +279,48 @@ def test_a_device_table_experiment_runs_through_the_cli(tmp_path, table):
     summary = pd.read_csv(results / "transfer" / "small" / "summary.csv")
     assert "mean" in set(summary["device"]) and (results / "transfer" / "small" / "loo.svg").exists()
     assert not Path(tmp_path / "results" / "specs").exists()  # nothing was timed
+
+
+def test_every_blend_finds_a_device_priced_like_one_source_and_the_default_is_the_ensemble():
+    rng = np.random.default_rng(0)
+    outputs = rng.normal(size=(400, 1)) + 0.3 * rng.normal(size=(400, 12))  # correlated sources
+    y = 0.4 + 1.3 * outputs[:, 7]  # the new device: an affine map of source 7
+    for name, blend in BLENDS.items():
+        coef, intercept, _ = blend(outputs[:20], y[:20])
+        error = np.abs(outputs[20:] @ coef + intercept - y[20:]).mean()
+        assert error < (0.05 if name != "mean_shrink" else 0.3), name
+    coef, _, info = BLENDS["averaged"](outputs[:20], y[:20])
+    assert int(np.argmax(info["weights"])) == 7 and np.argmax(np.abs(coef)) == 7
+
+
+def test_the_few_shot_blend_is_named_in_its_file_and_an_unknown_one_is_refused(table):
+    source = fit_source_model(source_table(table, "titanxp_1", ["1080ti_1", "pixel3"]), 1, QUICK_SOURCE)
+    data = network_dataset(table, "titanxp_1", 1, source="public")
+    train = data.iloc[sample_pool(data, 10, 0, Protocol())]
+    assert fit_few_shot(source, train).description["transfer"]["blend_kind"] == "ensemble"
+    with pytest.raises(ValueError, match="blend 'median'"):
+        fit_few_shot(source, train, blend="median")
+    # diverse labels: n distinct architectures of the pool, the same for the same seed
+    chosen = choose_labels(source, data, 10, "diverse", 0, Protocol())
+    assert len(set(chosen)) == 10 and data.iloc[chosen]["index"].between(0, 899).all()
+    np.testing.assert_array_equal(chosen, choose_labels(source, data, 10, "diverse", 0, Protocol()))
+    with pytest.raises(ValueError, match="label choice 'best'"):
+        choose_labels(source, data, 10, "best", 0, Protocol())
+
+
+def test_a_family_is_held_out_whole_with_sources_of_the_other_families_only(table, monkeypatch):
+    small = table[["index", "arch", "gold_6240", "silver_4114", "titanxp_1", "pixel3"]]
+    assert family_devices(small, "cpu") == ["gold_6240", "silver_4114"]
+    seen = []
+    original = fit_source_model
+
+    def spy(sources, *args, **kwargs):
+        seen.append([c for c in sources.columns if c not in ("index", "arch")])
+        return original(sources, *args, **kwargs)
+
+    monkeypatch.setattr("lenna.predictors.transfer.fit_source_model", spy)
+    scores = leave_family_out(small, "cpu", [10], [0], Protocol(), QUICK_SOURCE, {"epochs": 5, "hidden": [8]})
+    assert seen == [["titanxp_1", "pixel3"]]  # one source model (both CPUs at batch 1), no CPU in it
+    assert set(scores["device"]) == {"gold_6240", "silver_4114"} and (scores["split"] == "family:cpu").all()
+    with pytest.raises(ValueError, match="device family 'tpu'"):
+        family_devices(small, "tpu")

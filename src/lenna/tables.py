@@ -37,6 +37,8 @@ SINGLE_COLUMN = "latency_ms"
 # The benchmark network's first cell: the shape at which a network-unit row is described.
 NETWORK_SHAPE = nb201.cell_shape(16, 32)
 _BATCH_SUFFIX = re.compile(r"_(\d+)$")
+# The public table's CPUs (batch 1; the number in their names is the model's).
+PUBLIC_CPUS = ("gold_6240", "silver_4114", "silver_4210r")
 # The fewest labelled architectures a few-shot fit takes, and scored ones a Spearman's rho needs.
 MIN_LABELS = 2
 MIN_SCORED = 3
@@ -111,8 +113,9 @@ def device_columns(table: pd.DataFrame) -> list[str]:
 
 
 def batch_size_of(column: str) -> int:
-    """The batch size a public column was timed at: its suffix (``titanxp_32``), else 1."""
-    match = _BATCH_SUFFIX.search(column)
+    """The batch size a public column was timed at: its suffix (``titanxp_32``), else 1 (the
+    public CPUs, whose names end in a model number, were timed at batch 1)."""
+    match = None if column in PUBLIC_CPUS else _BATCH_SUFFIX.search(column)
     return int(match.group(1)) if match else 1
 
 

@@ -65,6 +65,9 @@ TRANSFER_DEVICES = (
     if "transfer" in config
     else []
 )
+TRANSFER_FAMILIES = (
+    config["transfer"].get("families", []) if "transfer" in config else []
+)
 SHARDS = range(cfg.n_shards(config))
 
 

@@ -84,16 +84,40 @@ rule transfer_device:
         "../scripts/transfer_device.py"
 
 
+rule transfer_family:
+    input:
+        table=transfer_table_path,
+        code=code_inputs("transfer_family.py"),
+    output:
+        "results/transfer/{table}/families/{family}.csv",
+    log:
+        "logs/transfer_family/{table}/{family}.log",
+    benchmark:
+        "results/benchmarks/transfer_family/{table}/{family}.tsv"
+    conda:
+        "../../envs/predictors.yaml"
+    params:
+        settings=config.get("transfer", {}),
+        protocol=transfer_protocol,
+    script:
+        "../scripts/transfer_family.py"
+
+
 rule transfer_table:
     input:
         devices=expand(
             "results/transfer/{{table}}/devices/{device}.csv", device=TRANSFER_DEVICES
+        ),
+        families=expand(
+            "results/transfer/{{table}}/families/{family}.csv",
+            family=TRANSFER_FAMILIES,
         ),
         table=transfer_table_path,
         code=code_inputs("transfer_table.py"),
     output:
         loo="results/transfer/{table}/loo.csv",
         summary="results/transfer/{table}/summary.csv",
+        families="results/transfer/{table}/families.csv",
         html=report(
             "results/transfer/{table}/summary.html",
             caption="../report/transfer.rst",

@@ -146,16 +146,17 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, penalties=PENALTIES) -> tuple[np.nda
 def _penalised_loo(x: np.ndarray, y: np.ndarray, free: int, penalty: float) -> tuple[np.ndarray, float]:
     """Least squares of y on x whose first ``free`` columns are unpenalised and the rest carry a
     ridge ``penalty`` (inf: left out); returns (coefficients, exact leave-one-out MSE)."""
+    width = x.shape[1]
     if np.isinf(penalty):
         x = x[:, :free]
-    penalties = np.r_[np.zeros(free), np.full(x.shape[1] - free, 0.0 if np.isinf(penalty) else penalty)]
+    penalties = np.r_[np.zeros(free), np.full(x.shape[1] - free, penalty)]
     gram = x.T @ x + np.diag(penalties) + 1e-10 * np.eye(x.shape[1])
     solve = np.linalg.solve(gram, x.T)
     coef = solve @ y
     leverage = np.einsum("ij,ji->i", x, solve)
     residual = (y - x @ coef) / np.maximum(1.0 - leverage, 1e-9)
     if np.isinf(penalty):
-        coef = np.r_[coef, np.zeros(len(penalties) - free)]
+        coef = np.r_[coef, np.zeros(width - free)]
     return coef, float(np.mean(residual**2))
 
 
@@ -208,18 +209,33 @@ def blend_averaged(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, floa
     return w * b, float(w @ a), {"weights": w.round(4).tolist()}
 
 
+def blend_ensemble(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, dict]:
+    """The mean of the `blend_ridge` and `blend_averaged` predictions (the default): the
+    averaged single sources carry it at 10 labels, the ridge's free blend at 100."""
+    (c1, i1, ridge), (c2, i2, averaged) = blend_ridge(outputs, y), blend_averaged(outputs, y)
+    return (c1 + c2) / 2, (i1 + i2) / 2, {**ridge, "source_weights": averaged["weights"]}
+
+
+# The blends of source outputs tried (benchmarks/few_shot_methods.py); ``ensemble`` is chosen by
+# leave-one-device-out on the public table (docs/device-tables.md, "Choosing the blend").
 BLENDS = {
     "ridge": blend_ridge,
     "mean_shrink": blend_mean_shrink,
     "best_source": blend_best_source,
     "averaged": blend_averaged,
+    "ensemble": blend_ensemble,
 }
+DEFAULT_BLEND = "ensemble"
 
 
-def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPredictor:
+def fit_few_shot(
+    source: SourceModel, train: pd.DataFrame, blend: str = DEFAULT_BLEND, **extra
+) -> LatencyPredictor:
     """The few-shot predictor of a device from its labelled rows ``train`` (network-unit rows at
-    the batch size the source model was built for): the source model with a ridge blend of its
-    outputs as the last layer. One MLP, log-latency output."""
+    the batch size the source model was built for): the source model with a blend (`BLENDS`) of
+    its outputs as the last layer. One MLP, log-latency output."""
+    if blend not in BLENDS:
+        raise ValueError(f"few-shot blend {blend!r} is not one of {list(BLENDS)}")
     normaliser = source.normaliser
     features = train[normaliser["features"]].to_numpy(np.float64)
     if not np.allclose(features[:, :N_SHAPE], np.asarray(normaliser["mean"])[:N_SHAPE]):
@@ -227,7 +243,7 @@ def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPr
     if len(train) < 2:
         raise ValueError(f"{len(train)} labelled architecture(s); a few-shot fit needs at least 2")
     outputs = source.outputs(features)
-    coef, intercept, penalty = ridge_loo(outputs, np.log(train["latency_ms"].to_numpy(np.float64)))
+    coef, intercept, info = BLENDS[blend](outputs, np.log(train["latency_ms"].to_numpy(np.float64)))
     weights = {"mean": np.asarray(normaliser["mean"]), "std": np.asarray(normaliser["std"])}
     *hidden, (w_out, b_out) = source.layers
     for i, (w, b) in enumerate(hidden):
@@ -242,12 +258,13 @@ def fit_few_shot(source: SourceModel, train: pd.DataFrame, **extra) -> LatencyPr
         {"mean": 0.0, "std": 1.0},
         architecture={"hidden": [w.shape[0] for w, _ in hidden], "activation": "relu"},
         transfer={
-            "method": "source MLP over the source devices + ridge blend of its outputs (LOO penalty)",
+            "method": f"source MLP over the source devices + {blend} blend of its outputs",
             "sources": source.sources,
             "source_settings": source.settings,
             "source_final_loss": source.final_loss,
             "n_labels": int(len(train)),
-            "ridge_penalty": penalty,
+            "blend_kind": blend,
+            **info,
             "blend": dict(zip(source.sources, coef.round(6).tolist(), strict=True)),
         },
         **extra,
@@ -286,6 +303,17 @@ def choose_labels(
     return np.sort(inside[chosen])
 
 
+# The MLP trained on a held-out device's n labels alone (its hidden layers: the source model's).
+ALONE = {
+    "activation": "relu",
+    "lr": 1e-3,
+    "epochs": 300,
+    "batch_size": 64,
+    "weight_decay": 0.0,
+    "patience": 30,
+}
+
+
 def leave_one_device_out(
     table: pd.DataFrame,
     device: str,
@@ -297,52 +325,100 @@ def leave_one_device_out(
     log=lambda s: None,
 ) -> pd.DataFrame:
     """Scores of the few-shot predictor of ``device`` (sources: every other column), the same
-    MLP trained on the device alone, and FLOPs, for every n and seed: one row per (method, n,
-    seed) with Spearman's rho and the share within +-10% on the scored rows."""
+    MLP trained on the device alone, and FLOPs, for every n and seed (`score_held_out`)."""
+    source = fit_source_model(source_table(table, device), batch_size_of(device), source_settings, log)
+    return score_held_out(table, device, source, n_labels, seeds, protocol, alone_settings, log)
+
+
+# Families of the public table's devices (NASFLAT's harder splits): held out whole, the sources
+# are the other families only.
+FAMILIES = {
+    "phone": lambda column: device_kind(column) == "phone",
+    "cpu": lambda column: device_kind(column) == "cpu",
+    **{
+        f"gpu_{b}": (lambda column, b=b: device_kind(column) == "gpu" and batch_size_of(column) == b)
+        for b in (1, 32, 256)
+    },
+}
+
+
+def family_devices(table: pd.DataFrame, family: str) -> list[str]:
+    """The device columns of a `FAMILIES` family in a table."""
+    if family not in FAMILIES:
+        raise ValueError(f"device family {family!r} is not one of {list(FAMILIES)}")
+    return [d for d in device_columns(table) if FAMILIES[family](d)]
+
+
+def leave_family_out(
+    table: pd.DataFrame,
+    family: str,
+    n_labels: list[int],
+    seeds: list[int],
+    protocol: Protocol,
+    source_settings: dict | None = None,
+    alone_settings: dict | None = None,
+    log=lambda s: None,
+) -> pd.DataFrame:
+    """`score_held_out` for every device of a family, the source model (one per batch size)
+    built from the devices of the other families only; rows tagged ``split`` family:<name>."""
+    held = family_devices(table, family)
+    others = [d for d in device_columns(table) if d not in held]
+    if not held or not others:
+        raise ValueError(f"family {family!r}: {len(held)} device(s) held out, {len(others)} source(s)")
+    parts, sources = [], {}
+    for device in held:
+        batch = batch_size_of(device)
+        if batch not in sources:
+            own = source_table(table, device, others)
+            sources[batch] = fit_source_model(own, batch, source_settings, log)
+        scores = score_held_out(table, device, sources[batch], n_labels, seeds, protocol, alone_settings, log)
+        parts.append(scores.assign(split=f"family:{family}"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def score_held_out(
+    table: pd.DataFrame,
+    device: str,
+    source: SourceModel,
+    n_labels: list[int],
+    seeds: list[int],
+    protocol: Protocol,
+    alone_settings: dict | None = None,
+    log=lambda s: None,
+) -> pd.DataFrame:
+    """One row per (method, n, seed) with Spearman's rho and the share within +-10% on the
+    device's scored rows: ``few_shot`` (the default blend on n random labels), ``few_shot_ridge``
+    (the ridge blend), ``few_shot_diverse`` (the default blend on n ``diverse`` labels), the same
+    MLP trained on the n labels alone, and FLOPs; and the device's `ceiling`."""
     batch = batch_size_of(device)
-    source = fit_source_model(source_table(table, device), batch, source_settings, log)
     data = network_dataset(table, device, batch, source=device)
     scored = score_rows(table[device].to_numpy(np.float64), table["index"].to_numpy(), protocol)
     test = data[data["index"].isin(table.loc[scored, "index"])]
-    alone = {
-        "hidden": source.settings["hidden"],
-        "activation": "relu",
-        "lr": 1e-3,
-        "epochs": 300,
-        "batch_size": 64,
-        "weight_decay": 0.0,
-        "patience": 30,
-        "seed": 0,
-        **(alone_settings or {}),
-    }
+    alone = {"hidden": source.settings["hidden"], **ALONE, "seed": 0, **(alone_settings or {})}
     rows = []
     for n in n_labels:
         for seed in seeds:
             train = data.iloc[sample_pool(data, n, seed, protocol)]
+            diverse = data.iloc[choose_labels(source, data, n, "diverse", seed, protocol)]
             own = fit_normaliser(train, "nb201", nb201.STEPS)
             models = {
                 "few_shot": fit_few_shot(source, train),
+                "few_shot_ridge": fit_few_shot(source, train, blend="ridge"),
+                "few_shot_diverse": fit_few_shot(source, diverse),
                 # No other labels of the device exist: its training rows are its validation too.
                 "alone": fit_mlp(train, train, own, transform="log", **alone)[0],
                 "flops": fit_flops(train, [(NETWORK_SHAPE, batch)], own),
             }
             for method, predictor in models.items():
                 scores = latency_metrics(test["latency_ms"], predictor.predict(test))
+                keep = ("spearman", "within_10pct", "n_test")
                 rows.append(
-                    {
-                        "device": device,
-                        "method": method,
-                        "n_labels": n,
-                        "seed": seed,
-                        "n_train": len(train),
-                        "spearman": scores["spearman"],
-                        "within_10pct": scores["within_10pct"],
-                        "n_test": scores["n_test"],
-                    }
+                    {"device": device, "method": method, "n_labels": n, "seed": seed, "n_train": len(train)}
+                    | {k: scores[k] for k in keep}
                 )
         log(f"{device}: n={n} done")
     rows.append({"device": device, "method": "ceiling", "seed": 0, **ceiling(data, test, protocol)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(split="device")
 
 
 def ceiling(data: pd.DataFrame, test: pd.DataFrame, protocol: Protocol) -> dict:

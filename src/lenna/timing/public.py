@@ -13,7 +13,7 @@ import torch
 
 from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
-from lenna.tables import KEY_COLUMNS, device_columns
+from lenna.tables import KEY_COLUMNS, PUBLIC_CPUS, device_columns
 from lenna.timing.devices import Target
 from lenna.timing.protocol import timed_ms
 
@@ -25,7 +25,7 @@ BENCHMARK_MACRO = Macro(
 
 def device_kind(column: str) -> str:
     """cpu, gpu or phone, from the public column's name (see the table's README)."""
-    if column in ("gold_6240", "silver_4114", "silver_4210r"):
+    if column in PUBLIC_CPUS:
         return "cpu"
     if column in ("pixel3", "samsung_a50", "samsung_s7", "essential_ph_1"):
         return "phone"
