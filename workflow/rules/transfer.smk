@@ -87,7 +87,7 @@ rule transfer_device:
 rule transfer_family:
     input:
         table=transfer_table_path,
-        code=code_inputs("transfer_family.py"),
+        code=code_inputs("transfer_device.py"),
     output:
         "results/transfer/{table}/families/{family}.csv",
     log:
@@ -100,7 +100,7 @@ rule transfer_family:
         settings=config.get("transfer", {}),
         protocol=transfer_protocol,
     script:
-        "../scripts/transfer_family.py"
+        "../scripts/transfer_device.py"
 
 
 rule transfer_table:
