@@ -42,7 +42,8 @@ def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
     """Rule -> the union of its jobs' inputs, from a dry run of every job of the tiny config with
     an external target (a dry run reads no table: an empty file stands in for one), and of the
     tiny NAS-Bench-201 config (its public-device check), the latter also with a device table, its
-    few-shot target searched, its leave-one-device-out evaluation and a measurement kit."""
+    few-shot target searched, its leave-one-device-out evaluation (with a family split) and a
+    measurement kit."""
     workdir = tmp_path_factory.mktemp("dry")
     (workdir / "phone.csv").touch()
     config = write_config(
@@ -54,7 +55,7 @@ def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
             "device_tables": {
                 "public": {"devices": ["titanxp_1"], "few_shot": {"n": 10, "seed": 0}, "search": True}
             },
-            "transfer": {"table": "public", "n_labels": [10], "seeds": [0]},
+            "transfer": {"table": "public", "n_labels": [10], "seeds": [0], "families": ["cpu"]},
             "kit": {"table": "public", "n": 4},
             "search.predictors": ["mlp", "few_shot"],
         },
