@@ -295,3 +295,16 @@ def test_networks_of_one_macro_choose_the_network_model_on_the_validation_networ
     assert model.description["chosen_by"] == "val median_ape"
     candidates = model.description["candidates"]
     assert candidates["sum"]["selection"]["n"] == (one["split"] == "val").sum()
+
+
+def test_a_network_model_whose_latency_falls_as_its_cells_get_slower_is_never_chosen(fitted):
+    predictor, table, _, _, inputs = fitted
+    cells = inputs["cells_ms"].to_numpy()
+    backwards = table.assign(latency_ms=1.5 * cells.max() - cells)  # as a few noisy networks can fit
+    model, _ = fit_network_model(backwards, predictor, "t.parquet")
+    candidates = model.description["candidates"]
+    assert candidates["affine"]["params"]["a"] < 0  # the best fit, by error, falls with the cells
+    chosen = model.description["chosen"]
+    params = candidates[chosen]["params"]
+    scale = {"sum": 1.0, "affine": params.get("a"), "overhead": params.get("a")}.get(chosen)
+    assert (scale if scale is not None else params["weights"]["cells_ms"]) > 0

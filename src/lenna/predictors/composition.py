@@ -260,6 +260,14 @@ def _fit_candidates(table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray) ->
     return candidates, "val median_ape" if val.any() else "train median_ape (no validation networks)"
 
 
+def _increasing(kind: str, candidate: dict) -> bool:
+    """Whether the candidate's latency grows with its cells' (its scale on cells_ms positive)."""
+    params = candidate["params"]
+    if kind == "sum":
+        return True
+    return (params["a"] if kind in ("affine", "overhead") else params["weights"]["cells_ms"]) > 0
+
+
 def fit_network_model(
     table: pd.DataFrame, predictor, path="network table"
 ) -> tuple[NetworkModel, pd.DataFrame]:
@@ -281,8 +289,12 @@ def fit_network_model(
     candidates, chosen_by = _fit_candidates(table, inputs, y)
     # By the median: a network timed in a slow spell is the label's error, not the model's. The
     # simpler of two candidates within half a point of each other (CANDIDATES is in that order).
-    errors = {k: candidates[k]["selection"]["median_ape"] for k in CANDIDATES}
-    chosen = next(k for k in CANDIDATES if errors[k] <= min(errors.values()) + 0.005)
+    # Never one whose latency falls as its cells get slower (a scale on the cells of 0 or less,
+    # as a few noisy networks can fit): it would price a slow network below zero. `sum` always holds.
+    errors = {
+        k: candidates[k]["selection"]["median_ape"] for k in CANDIDATES if _increasing(k, candidates[k])
+    }
+    chosen = next(k for k in errors if errors[k] <= min(errors.values()) + 0.005)
     description = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
