@@ -12,6 +12,7 @@ from lenna.datasets import feature_columns
 from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
 from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
+from lenna.search.found import found_items, found_latencies
 from lenna.space import lenna_block
 from lenna.space.architectures import architecture_text, published_architectures, random_architecture
 from lenna.space.genotype import DARTS_V2
@@ -308,3 +309,30 @@ def test_a_network_model_whose_latency_falls_as_its_cells_get_slower_is_never_ch
     params = candidates[chosen]["params"]
     scale = {"sum": 1.0, "affine": params.get("a"), "overhead": params.get("a")}.get(chosen)
     assert (scale if scale is not None else params["weights"]["cells_ms"]) > 0
+
+
+def test_the_found_networks_of_a_sweep_are_timed_together_once_per_architecture(fitted):
+    predictor, _, _, model, _ = fitted
+    predictor = LatencyPredictor(predictor.description, predictor.weights, _network=model)
+    macro = {"init_channels": 2, "layers": 3, "input_size": 8, "input_channels": 1}
+    other = random_architecture(np.random.default_rng(1), DARTS.op_set, DARTS.steps)
+    archs = {"a/genotype.json": DARTS_V2, "b/genotype.json": other, "c/genotype.json": DARTS_V2}
+    items, item_of = found_items(archs, Macro(**macro))
+    assert [i.name for i in items] == ["a/genotype.json", "b/genotype.json"]
+    assert item_of == {"a/genotype.json": 0, "b/genotype.json": 1, "c/genotype.json": 0}
+    protocol = TimingProtocol(warmup=1, repeats=2, rounds=2, retime_rounds=1, retime_budget_s=2)
+    target = Target("cpu", batch_size=1, threads=1, dtype="float32")
+    shape = DARTS.cell_shapes(Macro(**macro))[0]
+    rows = measure_networks(
+        items, target, "cpu", torch.device("cpu"), protocol, Reference(shape, DARTS.ops, DARTS.steps)
+    )
+    nominal = 2 * float(rows["reference_ms"].iloc[0])  # the cell jobs ran at half this job's speed
+    out = found_latencies(items, rows, nominal, predictor, target, "cpu", macro)
+    assert [o["networks_in_job"] for o in out] == [2, 2] and out[0]["speed_factor"] == pytest.approx(0.5)
+    assert out[1]["latency_ms"] == pytest.approx(2 * rows["latency_ms"].iloc[1])
+    at = Macro(**macro)
+    assert out[0]["predicted_latency_ms"] == pytest.approx(predictor.predict_network(DARTS_V2, at, 1))
+    assert out[0]["predicted_cells_ms"] == pytest.approx(predictor.predict_cells(DARTS_V2, at, 1))
+    rows.loc[1, ["status", "error"]] = ["failed", "out of memory"]
+    with pytest.raises(RuntimeError, match="b/genotype.json: the found network could not be timed: out of"):
+        found_latencies(items, rows, nominal, predictor, target, "cpu", macro)

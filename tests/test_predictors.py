@@ -212,3 +212,39 @@ def test_an_unknown_mlp_base_is_an_error_naming_the_key(splits):
     parts, normaliser = splits
     with pytest.raises(ValueError, match=r"predictors\.mlp\.base: 'quadratic'"):
         fit_mlp(parts["train"], parts["val"], normaliser, transform="log", base="quadratic", **MLP)
+
+
+def empty_cells(table: pd.DataFrame, latency_ms: float) -> pd.DataFrame:
+    """One cell of no op (every edge ``none``) at each shape of ``table``, labelled ``latency_ms``."""
+    probs = prob_columns(op_set("darts"), 4)
+    cells = table.drop_duplicates(["c", "height", "reduction"]).copy()
+    cells[probs] = [[1.0 if name.endswith("_none") else 0.0 for name in probs]] * len(cells)
+    return cells.assign(latency_ms=latency_ms)
+
+
+def test_no_cell_is_predicted_faster_than_the_cell_of_no_op_timed_at_its_shape(tmp_path):
+    # A cell of no op is the cheapest at its shape (every op only adds work); a learned model can
+    # still go below it (the additive law here, with none free, puts it at 0.1 ms): the floor
+    # raises it.
+    table = additive_cells(300, seed=4)
+    probs = prob_columns(op_set("darts"), 4)
+    cost = np.random.default_rng(4).uniform(0.0, 0.2, len(probs)) * [not p.endswith("_none") for p in probs]
+    table["latency_ms"] = 0.1 + table[probs].to_numpy() @ cost
+    empty = empty_cells(table, 0.3)
+    train = pd.concat([table, empty.iloc[1:]], ignore_index=True)  # one shape without a floor
+    normaliser = fit_normaliser(train, "darts", 4)
+    predictor = fit_elasticnet(train, normaliser, l1_ratio=[0.5], cv=3, seed=0)
+    assert predictor.description["floor"]["n_shapes"] == len(empty) - 1
+    predictor.save(tmp_path / "m")
+    loaded = load_predictor(tmp_path / "m")
+    assert loaded.predict(empty[1:]) == pytest.approx(0.3)
+    assert loaded.predict(empty[:1])[0] == pytest.approx(0.3)  # the lowest floor, at a shape without one
+    unfloored = {k: v for k, v in loaded.weights.items() if not k.startswith("floor")}
+    assert (type(loaded)(loaded.description, unfloored).predict(empty) < 0.29).all()
+    assert latency_metrics(table["latency_ms"], loaded.predict(table))["mape"] < 0.05  # the rest unchanged
+
+
+def test_a_training_table_without_cells_of_no_op_gives_no_floor(splits):
+    parts, normaliser = splits
+    predictor = fit_elasticnet(parts["train"], normaliser, l1_ratio=[0.5], cv=3, seed=0)
+    assert "floor" not in predictor.description and "floor_ms" not in predictor.weights

@@ -332,6 +332,18 @@ def search_models(target):
     return [m for m in config["search"]["predictors"] if m in target_models(target)]
 
 
+def sweep_files(name):
+    """File ``name`` of every run of one predictor's sweep (lambda x seed), the target and the
+    predictor left as wildcards: what one job of the sweep's found networks reads or writes.
+    """
+    return expand(
+        "results/search/{{target}}/{{model}}/lambda-{lam}/seed-{seed}/{name}",
+        lam=[cfg.lambda_label(v) for v in config["search"]["lambdas"]],
+        seed=config["search"]["seeds"],
+        name=name,
+    )
+
+
 def run_files(target, name):
     return expand(
         "results/search/{target}/{model}/lambda-{lam}/seed-{seed}/{name}",

@@ -1,5 +1,6 @@
-# Latency-aware DARTS (lenna.search): search, train the found network from scratch, time it,
-# and put accuracy against measured latency on a Pareto front per target.
+# Latency-aware DARTS (lenna.search): search, train the found network from scratch, time the
+# found networks of a predictor's sweep together in one job (as the cells and the network
+# stage's networks are timed), and put accuracy against measured latency on a Pareto front.
 RUN = "results/search/{target}/{model}/lambda-{lam}/seed-{seed}"
 RUN_LABELS = {
     "target": "{target}",
@@ -71,18 +72,18 @@ rule train_final:
 
 rule measure_final:
     input:
-        genotype=f"{RUN}/genotype.json",
+        genotypes=sweep_files("genotype.json"),
         model="results/predictors/{target}/{model}/model.json",
         weights="results/predictors/{target}/{model}/weights.npz",
         network="results/predictors/{target}/{model}/network.json",
         cells="results/datasets/{target}/summary.json",
         code=code_inputs("measure_final.py"),
     output:
-        f"{RUN}/final/latency.json",
+        sweep_files("final/latency.json"),
     log:
-        "logs/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.log",
+        "logs/measure_final/{target}/{model}.log",
     benchmark:
-        "results/benchmarks/measure_final/{target}/{model}/lambda-{lam}/seed-{seed}.tsv"
+        "results/benchmarks/measure_final/{target}/{model}.tsv"
     wildcard_constraints:
         target="|".join(MEASURED) or "^$",
     conda:

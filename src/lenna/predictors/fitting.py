@@ -18,7 +18,7 @@ from sklearn.linear_model import ElasticNetCV
 import lenna
 from lenna.datasets import normalise
 from lenna.predictors.metrics import latency_metrics
-from lenna.predictors.model import FORMAT, FORMAT_VERSION, LatencyPredictor
+from lenna.predictors.model import FORMAT, FORMAT_VERSION, LatencyPredictor, cell_floors
 
 
 def file_sha256(*paths) -> str:
@@ -50,6 +50,18 @@ def describe(model: str, kind: str, normaliser: dict, transform: str, label: dic
         },
         **extra,
     }
+
+
+def with_floor(predictor: LatencyPredictor, train: pd.DataFrame) -> LatencyPredictor:
+    """``predictor`` with the `cell_floors` of its training table (a cell predictor only)."""
+    floors = cell_floors(train, predictor.features) if predictor.unit == "cell" else {}
+    if floors:
+        predictor.weights.update(floors)
+        predictor.description["floor"] = {
+            "rule": "at least the lowest label of the all-none cells timed at the cell's shape",
+            "n_shapes": len(floors["floor_ms"]),
+        }
+    return predictor
 
 
 def _scaling(normaliser: dict) -> dict[str, np.ndarray]:
@@ -88,7 +100,7 @@ def fit_elasticnet(
         "intercept": np.array([model.intercept_]),
         **_scaling(normaliser),
     }
-    return LatencyPredictor(desc, weights)
+    return with_floor(LatencyPredictor(desc, weights), train)
 
 
 def train_epoch(net, optimiser, x: torch.Tensor, target: torch.Tensor, order, batch_size: int) -> list[float]:
@@ -214,7 +226,8 @@ def fit_mlp(
         },
         **extra,
     )
-    return LatencyPredictor(desc, _mlp_weights(best, normaliser, len(hidden) + 1)), pd.DataFrame(history)
+    predictor = with_floor(LatencyPredictor(desc, _mlp_weights(best, normaliser, len(hidden) + 1)), train)
+    return predictor, pd.DataFrame(history)
 
 
 def _val_rmse(net: _MLP, x_val: torch.Tensor, y_val: np.ndarray, label: dict, transform: str) -> float:

@@ -65,6 +65,25 @@ def shape_vector(shape: CellShape, batch_size: int) -> list[float]:
     return [float(getattr(shape, c)) for c in SHAPE_COLUMNS] + [float(batch_size)]
 
 
+def cell_floors(table: pd.DataFrame, features: list[str]) -> dict[str, np.ndarray]:
+    """The floor of a cell predictor: the lowest label of the all-``none`` cells timed at each
+    shape (and batch size) of a training ``table`` with feature columns ``features``.
+
+    No cell is faster than the cell of no op at its shape: every op only adds work. A learned
+    model can still predict less, even below zero, for the cheap cells few training specs are
+    like (the cells a latency-aware search ends in); `LatencyPredictor.latency` raises its
+    prediction to this floor; at a shape where no all-``none`` cell was timed, to the lowest
+    floor (what a cell of no op cost at any shape: on a CPU at small shapes, the call overhead).
+    Empty where the table holds no such cell (the floor is off)."""
+    none_columns = [name for name in features[N_SHAPE:] if name.endswith(f"_{NONE}")]
+    empty = np.isclose(table[none_columns].to_numpy(np.float64), 1.0).all(axis=1)
+    if not none_columns or not empty.any():
+        return {}
+    lowest = table.loc[empty].groupby(features[:N_SHAPE])["latency_ms"].min()
+    shapes = np.array(lowest.index.tolist(), dtype=np.float64).reshape(-1, N_SHAPE)
+    return {"floor_shapes": shapes, "floor_ms": lowest.to_numpy(np.float64)}
+
+
 def _weights_bytes(weights: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.ascontiguousarray(v) for k, v in sorted(weights.items())})
@@ -132,7 +151,17 @@ class LatencyPredictor:
                 out = out + z @ self._tensor("base_coef", x) + self._tensor("base_intercept", x)
         label = self.description["label"]
         out = out * label["std"] + label["mean"]
-        return torch.exp(out) if self.description["transform"] == "log" else out
+        return self._floored(x, torch.exp(out) if self.description["transform"] == "log" else out)
+
+    def _floored(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out`` raised to the floor of each row's shape (`cell_floors`), or to the lowest floor
+        at a shape without one."""
+        if "floor_ms" not in self.weights:
+            return out
+        match = (x[:, None, :N_SHAPE] == self._tensor("floor_shapes", x)[None]).all(dim=2)
+        floors = self._tensor("floor_ms", x)[None].expand_as(match)
+        floor = torch.where(match, floors, floors.amin()).amax(dim=1)
+        return torch.maximum(out, floor)
 
     def _shape_linear(self, x: torch.Tensor) -> torch.Tensor:
         shapes = self._tensor("shapes", x)  # (n_shapes, N_SHAPE)
@@ -339,6 +368,11 @@ class LatencyPredictor:
             if name not in self.weights or self.weights[name].shape != shape:
                 got = self.weights[name].shape if name in self.weights else "missing"
                 raise PredictorError(f"{meta}: weight {name!r} is {got}, expected {shape}")
+        if ("floor_ms" in self.weights) != ("floor_shapes" in self.weights) or (
+            "floor_ms" in self.weights
+            and self.weights["floor_shapes"].shape != (len(self.weights["floor_ms"]), N_SHAPE)
+        ):
+            raise PredictorError(f"{meta}: weights 'floor_shapes' and 'floor_ms' do not match")
         if self.kind == "mlp":
             sizes = [n, *self.description["architecture"]["hidden"], 1]
             for i in range(len(sizes) - 1):
