@@ -32,10 +32,11 @@ from lenna.predictors.transfer import (
     choose_labels,
     family_devices,
     fit_source_model,
+    held_out_data,
     source_table,
 )
 from lenna.space import nb201
-from lenna.tables import KEY_COLUMNS, Protocol, batch_size_of, device_columns, network_dataset, score_rows
+from lenna.tables import KEY_COLUMNS, Protocol, batch_size_of, device_columns
 
 
 def splits(table: pd.DataFrame) -> list[tuple[str, list[str], list[str]]]:
@@ -62,11 +63,8 @@ def score_split(args) -> list[dict]:
     table, split, held, sources, n_labels, seeds, cache = args
     protocol, rows = Protocol(), []
     for device in held:
-        batch = batch_size_of(device)
-        source = source_for(table, held, sources, batch, cache)
-        data = network_dataset(table, device, batch, source=device)
-        scored = score_rows(table[device].to_numpy(np.float64), table["index"].to_numpy(), protocol)
-        test = data[data["index"].isin(table.loc[scored, "index"])]
+        source = source_for(table, held, sources, batch_size_of(device), cache)
+        data, test = held_out_data(table, device, protocol)
         out_test = source.outputs(test[source.normaliser["features"]].to_numpy(np.float64))
         out_all = source.outputs(data[source.normaliser["features"]].to_numpy(np.float64))
         for n in n_labels:

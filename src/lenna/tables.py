@@ -149,15 +149,21 @@ def network_dataset(table: pd.DataFrame, column: str, batch_size: int, source: s
     return out
 
 
+def pool_rows(dataset: pd.DataFrame, n: int, protocol: Protocol) -> np.ndarray:
+    """Row positions of the dataset's architectures in the protocol's pool, in index order; an
+    error where ``n`` labels cannot come from the pool."""
+    lo, hi = protocol.pool
+    pool = np.flatnonzero((dataset["index"] >= lo) & (dataset["index"] < hi))
+    if not 0 < n <= hi - lo:
+        raise ValueError(f"{n} labelled architectures asked; the pool {protocol.pool} holds {hi - lo}")
+    return pool[np.argsort(dataset["index"].to_numpy()[pool], kind="stable")]
+
+
 def sample_pool(dataset: pd.DataFrame, n: int, seed: int, protocol: Protocol) -> np.ndarray:
     """Row positions of ``n`` architectures drawn with ``seed`` from the pool's indices (the
     dataset's rows in index order there, so a seed draws the same architectures on every device).
     An ``n`` of the pool's whole size takes every architecture of it that the dataset holds."""
-    lo, hi = protocol.pool
-    pool = np.flatnonzero((dataset["index"] >= lo) & (dataset["index"] < hi))
-    pool = pool[np.argsort(dataset["index"].to_numpy()[pool], kind="stable")]
-    if not 0 < n <= hi - lo:
-        raise ValueError(f"{n} labelled architectures asked; the pool {protocol.pool} holds {hi - lo}")
+    pool = pool_rows(dataset, n, protocol)
     if n >= len(pool):  # the whole pool: its architectures left out here (disconnected) are missing
         return np.sort(pool)
     return np.sort(pool[np.random.default_rng(seed).choice(len(pool), size=n, replace=False)])

@@ -41,6 +41,7 @@ from lenna.tables import (
     batch_size_of,
     device_columns,
     network_dataset,
+    pool_rows,
     sample_pool,
     score_rows,
 )
@@ -125,22 +126,12 @@ def fit_source_model(
 
 
 def ridge_loo(x: np.ndarray, y: np.ndarray, penalties=PENALTIES) -> tuple[np.ndarray, float, float]:
-    """Ridge regression of y on x (centred; intercept unpenalised), its penalty chosen by the
-    exact leave-one-out error. Returns (coefficients, intercept, penalty)."""
-    mean_x, mean_y = x.mean(axis=0), y.mean()
-    xc, yc = x - mean_x, y - mean_y
-    n = len(y)
-    best = None
-    for penalty in penalties:
-        solve = np.linalg.solve(xc.T @ xc + penalty * np.eye(x.shape[1]), xc.T)
-        hat = xc @ solve
-        leverage = np.diag(hat) + 1.0 / n  # the intercept's share
-        residual = (yc - hat @ yc) / np.maximum(1.0 - leverage, 1e-9)
-        error = float(np.mean(residual**2))
-        if best is None or error < best[0]:
-            best = (error, penalty, solve @ yc)
-    _, penalty, coef = best
-    return coef, float(mean_y - mean_x @ coef), float(penalty)
+    """Ridge regression of y on x (intercept unpenalised), its penalty chosen by the exact
+    leave-one-out error. Returns (coefficients, intercept, penalty)."""
+    design = np.c_[np.ones(len(y)), x]
+    fits = [(*_penalised_loo(design, y, 1, penalty), penalty) for penalty in penalties]
+    coef, _, penalty = min(fits, key=lambda fit: fit[1])
+    return coef[1:], float(coef[0]), float(penalty)
 
 
 def _penalised_loo(x: np.ndarray, y: np.ndarray, free: int, penalty: float) -> tuple[np.ndarray, float]:
@@ -287,10 +278,7 @@ def choose_labels(
         raise ValueError(f"label choice {method!r} is not one of {list(CHOICES)}")
     if method == "random":
         return sample_pool(pool, n, seed, protocol)
-    lo, hi = protocol.pool
-    inside = np.flatnonzero((pool["index"] >= lo) & (pool["index"] < hi))
-    if not 0 < n <= hi - lo:
-        raise ValueError(f"{n} labelled architectures asked; the pool {protocol.pool} holds {hi - lo}")
+    inside = np.sort(pool_rows(pool, n, protocol))
     if n >= len(inside):
         return np.sort(inside)
     outputs = source.outputs(pool.iloc[inside][source.normaliser["features"]].to_numpy(np.float64))
@@ -376,6 +364,13 @@ def leave_family_out(
     return pd.concat(parts, ignore_index=True)
 
 
+def held_out_data(table: pd.DataFrame, device: str, protocol: Protocol) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A held-out device's `network_dataset` and its rows the protocol scores on."""
+    data = network_dataset(table, device, batch_size_of(device), source=device)
+    scored = score_rows(table[device].to_numpy(np.float64), table["index"].to_numpy(), protocol)
+    return data, data[data["index"].isin(table.loc[scored, "index"])]
+
+
 def score_held_out(
     table: pd.DataFrame,
     device: str,
@@ -391,9 +386,7 @@ def score_held_out(
     (the ridge blend), ``few_shot_diverse`` (the default blend on n ``diverse`` labels), the same
     MLP trained on the n labels alone, and FLOPs; and the device's `ceiling`."""
     batch = batch_size_of(device)
-    data = network_dataset(table, device, batch, source=device)
-    scored = score_rows(table[device].to_numpy(np.float64), table["index"].to_numpy(), protocol)
-    test = data[data["index"].isin(table.loc[scored, "index"])]
+    data, test = held_out_data(table, device, protocol)
     alone = {"hidden": source.settings["hidden"], **ALONE, "seed": 0, **(alone_settings or {})}
     rows = []
     for n in n_labels:
