@@ -345,14 +345,12 @@ def sweep_files(name):
 
 
 def run_files(target, name):
-    return expand(
-        "results/search/{target}/{model}/lambda-{lam}/seed-{seed}/{name}",
-        target=target,
-        model=search_models(target),
-        lam=[cfg.lambda_label(v) for v in config["search"]["lambdas"]],
-        seed=config["search"]["seeds"],
-        name=name,
-    )
+    """File ``name`` of every search run of a target, predictor by predictor (`sweep_files`)."""
+    return [
+        path
+        for model in search_models(target)
+        for path in expand(sweep_files(name), target=target, model=model)
+    ]
 
 
 def all_outputs():

@@ -76,8 +76,10 @@ def cell_floors(table: pd.DataFrame, features: list[str]) -> dict[str, np.ndarra
     floor (what a cell of no op cost at any shape: on a CPU at small shapes, the call overhead).
     Empty where the table holds no such cell (the floor is off)."""
     none_columns = [name for name in features[N_SHAPE:] if name.endswith(f"_{NONE}")]
+    if not none_columns:
+        return {}
     empty = np.isclose(table[none_columns].to_numpy(np.float64), 1.0).all(axis=1)
-    if not none_columns or not empty.any():
+    if not empty.any():
         return {}
     lowest = table.loc[empty].groupby(features[:N_SHAPE])["latency_ms"].min()
     shapes = np.array(lowest.index.tolist(), dtype=np.float64).reshape(-1, N_SHAPE)
@@ -158,14 +160,17 @@ class LatencyPredictor:
         at a shape without one."""
         if "floor_ms" not in self.weights:
             return out
-        match = (x[:, None, :N_SHAPE] == self._tensor("floor_shapes", x)[None]).all(dim=2)
+        match = self._shape_match(x, "floor_shapes")
         floors = self._tensor("floor_ms", x)[None].expand_as(match)
         floor = torch.where(match, floors, floors.amin()).amax(dim=1)
         return torch.maximum(out, floor)
 
+    def _shape_match(self, x: torch.Tensor, shapes: str) -> torch.Tensor:
+        """(n, n_shapes): whether row i of ``x`` has the shape and batch of row j of weight ``shapes``."""
+        return (x[:, None, :N_SHAPE] == self._tensor(shapes, x)[None]).all(dim=2)
+
     def _shape_linear(self, x: torch.Tensor) -> torch.Tensor:
-        shapes = self._tensor("shapes", x)  # (n_shapes, N_SHAPE)
-        match = (x[:, None, :N_SHAPE] == shapes[None]).all(dim=2)  # (n, n_shapes)
+        match = self._shape_match(x, "shapes")
         found = match.any(dim=1)
         if not bool(found.all()):
             row = x[~found][0, :N_SHAPE].tolist()

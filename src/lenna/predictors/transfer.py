@@ -280,7 +280,7 @@ def choose_labels(
         return sample_pool(pool, n, seed, protocol)
     inside = np.sort(pool_rows(pool, n, protocol))
     if n >= len(inside):
-        return np.sort(inside)
+        return inside
     outputs = source.outputs(pool.iloc[inside][source.normaliser["features"]].to_numpy(np.float64))
     outputs = (outputs - outputs.mean(axis=0)) / outputs.std(axis=0)
     centres = KMeans(n_clusters=n, n_init=10, random_state=seed).fit(outputs).cluster_centers_

@@ -51,6 +51,7 @@ def found_latencies(
     speed = float(rows["reference_ms"].iloc[0]) / nominal_ms if nominal_ms else 1.0
     network = predictor.network_model()
     at = Macro(**macro)
+    parts_ms = sum(network.parts_ms(at).values())  # the same for every network of the sweep
     out = []
     for item, row in zip(items, rows.itertuples(index=False), strict=True):
         if row.status == "failed":
@@ -67,7 +68,7 @@ def found_latencies(
                 "n_visits": int(row.n_visits),
                 "networks_in_job": len(rows),
                 "predicted_latency_ms": predictor.predict_network(arch, at, target.batch_size),
-                "predicted_sum_ms": cells + sum(network.parts_ms(at).values()),
+                "predicted_sum_ms": cells + parts_ms,
                 "predicted_cells_ms": cells,
                 **{f"{part}_ms": float(getattr(row, f"{part}_ms")) / speed for part in PARTS},
                 "network_model": network.chosen,
