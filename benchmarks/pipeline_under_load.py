@@ -10,13 +10,17 @@ with one of the load test's hogs (`load_test.HOGS`) beside it for the whole run:
   matrices for ``--on`` seconds, then ``--off`` seconds quiet, again and again (a user's editor,
   git, a compiler and a notebook beside a long run).
 
+With ``--through-search`` it runs on through the searches, the final trainings and the timing of
+the found networks (the Pareto table), and also prints how many found networks the network model
+and the plain sum predict within ±10% of their measured latency.
+
 Prints, per target, the label quality of the dataset summary and every predictor's held-out
 figures (within ±10%, Spearman, RMSE; whole networks within ±10% by the network model and by the
 plain sum), and the wall time of the run, of its timing jobs (the shards' ``elapsed_s``) and of
 its network timing job.
 
 Usage: python benchmarks/pipeline_under_load.py --load burst --directory /tmp/busy
-       [--configfile config/config.yaml] [--on 30] [--off 60] [--tag NAME]
+       [--configfile config/config.yaml] [--on 30] [--off 60] [--tag NAME] [--through-search]
 Writes benchmarks/out/pipeline_under_load-{load}{-tag}.json. Run it with nothing else busy beside
 it: the hog is the only interference it means to measure.
 """
@@ -51,6 +55,22 @@ def hog_loop(load: str, on: float, off: float, stop: threading.Event) -> None:
             stop.wait(off)
 
 
+def found_figures(pareto: pd.DataFrame) -> dict:
+    """The found networks' measured latency against the network model's and the plain sum's."""
+
+    def within(predicted: str) -> float:
+        return float(((pareto[predicted] / pareto["latency_ms"] - 1).abs() <= 0.1).mean())
+
+    errors = (pareto["predicted_latency_ms"] / pareto["latency_ms"] - 1).abs()
+    return {
+        "n": int(len(pareto)),
+        "within_10pct": within("predicted_latency_ms"),
+        "sum_within_10pct": within("predicted_sum_ms"),
+        "median_ape": float(errors.median()),
+        "worst_ape": float(errors.max()),
+    }
+
+
 def figures(directory: Path, target: str) -> dict:
     summary = json.loads((directory / f"results/datasets/{target}/summary.json").read_text())
     comparison = pd.read_csv(directory / f"results/predictors/{target}/comparison.csv")
@@ -65,7 +85,9 @@ def figures(directory: Path, target: str) -> dict:
         "network_sum_within_10pct",
     ]
     networks = directory / f"results/networks/{target}/measured.parquet"
+    pareto = directory / f"results/pareto/{target}/pareto.csv"
     return {
+        "found_networks": found_figures(pd.read_csv(pareto)) if pareto.exists() else None,
         "label_quality": summary["label_quality"],
         "timing_jobs_s": round(elapsed, 1),
         "network_timing_s": round(float(read_metadata(networks)["elapsed_s"]), 1)
@@ -87,6 +109,11 @@ def main() -> None:
     parser.add_argument("--on", type=float, default=30.0, help="seconds of each burst")
     parser.add_argument("--off", type=float, default=60.0, help="quiet seconds between bursts")
     parser.add_argument("--tag", default="")
+    parser.add_argument(
+        "--through-search",
+        action="store_true",
+        help="run on through the searches and the timing of the found networks (the Pareto table)",
+    )
     args = parser.parse_args()
 
     if args.directory.exists() and any(args.directory.iterdir()):
@@ -94,6 +121,8 @@ def main() -> None:
     config = yaml.safe_load(args.configfile.read_text())
     targets = sorted(config.get("targets") or {})
     outputs = [f"results/predictors/{t}/comparison.csv" for t in targets]
+    if args.through_search:
+        outputs += [f"results/pareto/{t}/pareto.csv" for t in targets]
     snakemake = str(Path(sys.executable).parent / "snakemake")
     command = [snakemake, "--cores", "2", "--snakefile", str(ROOT / "Snakefile")]
     command += ["--configfile", str(args.configfile.resolve()), "-d", str(args.directory), *outputs]
@@ -130,6 +159,13 @@ def main() -> None:
             f"noise floor {quality['noise_floor']:.1%}, re-timed {quality['share_retimed']:.1%}, "
             f"unstable {quality['share_unstable']:.1%}, poor {quality['poor']}"
         )
+        found = fig["found_networks"]
+        if found:
+            print(
+                f"  found networks: {found['n']}, within ±10% {found['within_10pct']:.0%} by the network"
+                f" model (median error {found['median_ape']:.1%}, worst {found['worst_ape']:.1%}),"
+                f" {found['sum_within_10pct']:.0%} by the plain sum"
+            )
         for row in fig["predictors"]:
             spearman, networks, summed = (
                 row.get("spearman", float("nan")),
