@@ -1,6 +1,7 @@
 """Whole networks as data and the network model: timing, the dataset, fitting, choosing, the API."""
 
 import json
+import time
 from collections import Counter
 
 import numpy as np
@@ -19,6 +20,7 @@ from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
 from lenna.space.spaces import get_space
 from lenna.timing.devices import Target
+from lenna.timing.labels import SpecTiming, visit_in_rounds
 from lenna.timing.networks import Reference, covered, fit_macros, measure_networks, network_plan
 from lenna.timing.protocol import TimingProtocol
 
@@ -189,6 +191,25 @@ def test_networks_are_timed_by_the_cells_protocol_with_their_parts():
         assert rows["replicates_ms"].map(len).min() >= 4  # 2 rounds x 2 passes
         assert {"torch_version", "host", "threads", "timer", "measured_at"} <= set(rows.columns)
         assert ((rows["blocks_ms"] > 0) == (space.name == "nb201")).all()  # residual blocks: nb201 only
+
+
+def test_a_network_jobs_rounds_are_spread_over_its_span_and_back_to_back_without_one():
+    class Clock:
+        def tick(self):
+            pass
+
+    protocol = TimingProtocol(rounds=3, retime_rounds=0)
+    for span_s in (0.0, 0.6):
+        starts: list[float] = []
+        visit = starts.append
+        timings = [SpecTiming("discrete")]
+        visit_in_rounds(timings, lambda i, v=visit: v(time.perf_counter()), Clock(), protocol, span_s)
+        assert len(starts) == 3
+        gaps = np.diff(starts)
+        if span_s:  # round r starts at least r / (rounds - 1) of the span after the first
+            assert starts[1] - starts[0] >= 0.3 and starts[2] - starts[0] >= 0.6, gaps
+        else:
+            assert gaps.max() < 0.3, gaps
 
 
 def test_the_network_dataset_calibrates_splits_and_leaves_out_unstable_networks():

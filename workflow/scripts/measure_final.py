@@ -24,7 +24,8 @@ items, item_of = found_items(archs, macro)
 log.info("%d found networks, %d distinct", len(archs), len(items))
 reference = Reference(CellShape(**p.reference), space.ops, space.steps)
 with device_lock(device_str):
-    rows = measure_networks(items, target, device_str, device, TimingProtocol(**p.protocol), reference)
+    protocol = TimingProtocol(**p.protocol)
+    rows = measure_networks(items, target, device_str, device, protocol, reference, span_s=p.span_s)
 cells = json.loads(Path(snakemake.input.cells).read_text())
 nominal = cells["reference_nominal_ms"] if p.calibrate else None
 predictor = load_predictor(Path(snakemake.input.model).parent)

@@ -18,7 +18,9 @@ items = network_plan(space, p.macro, p.networks)
 reference = Reference(CellShape(**p.reference), space.ops, space.steps)
 with device_lock(device_str):
     start = time.perf_counter()
-    table = measure_networks(items, target, device_str, device, TimingProtocol(**p.protocol), reference)
+    protocol = TimingProtocol(**p.protocol)
+    span_s = p.networks.get("span_s", 0)
+    table = measure_networks(items, target, device_str, device, protocol, reference, span_s=span_s)
 elapsed = time.perf_counter() - start  # recorded in the output: a cacheable rule has no benchmark
 write_parquet(
     table,

@@ -316,14 +316,20 @@ class _ReferenceClock:
         }
 
 
-def visit_in_rounds(timings: list[SpecTiming], visit_one, clock: _ReferenceClock, protocol) -> dict:
+def visit_in_rounds(
+    timings: list[SpecTiming], visit_one, clock: _ReferenceClock, protocol, span_s: float = 0.0
+) -> dict:
     """Visit every item in ``protocol.rounds`` rounds (``visit_one(i)`` times item i once more;
     an item is visited in the rounds its `SpecTiming.planned_visits` asks for), the reference
     cell ticking at the start of every round and every ``reference_every`` items; then re-time
     the items whose two best visits disagree by more than ``retime_tolerance``, in up to
     ``retime_rounds`` further rounds within ``retime_budget_s`` seconds. Returns the re-timing's
     seconds and rounds run. Cells (`label_specs`) and whole networks
-    (`lenna.timing.networks.label_networks`) are timed by this one protocol."""
+    (`lenna.timing.networks.label_networks`) are timed by this one protocol.
+
+    ``span_s``: round r starts no earlier than ``r / (rounds - 1)`` of it after the first (the
+    job waits, idle, where its rounds are quicker), so that a short job's visits do not all fall
+    in one slow spell of the machine, which its reference cell need not see."""
 
     def visit_all(indices, deadline: float = float("inf")) -> None:
         for n, i in enumerate(indices):
@@ -336,7 +342,10 @@ def visit_in_rounds(timings: list[SpecTiming], visit_one, clock: _ReferenceClock
             if n % 50 == 49:
                 gc.collect()
 
+    first = time.perf_counter()
     for round_ in range(protocol.rounds):
+        if round_ and span_s > 0:
+            time.sleep(max(0.0, first + span_s * round_ / (protocol.rounds - 1) - time.perf_counter()))
         visit_all([i for i, t in enumerate(timings) if round_ < t.planned_visits(protocol)])
     start, rounds_run = time.perf_counter(), 0
     for _ in range(protocol.retime_rounds):

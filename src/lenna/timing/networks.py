@@ -169,11 +169,13 @@ def label_networks(
     device: torch.device,
     protocol: TimingProtocol,
     reference,
+    span_s: float = 0.0,
 ) -> tuple[list[dict], dict]:
     """One label per network (`NetworkItem`), in order, with its parts' labels, and the job's
-    reference timing and re-timing: the cells' protocol (`visit_in_rounds`), the reference cell
-    at shape ``reference`` (the cell jobs' reference, so that the labels calibrate alike).
-    A network the device cannot hold is labelled ``failed``."""
+    reference timing and re-timing: the cells' protocol (`visit_in_rounds`, its rounds spread
+    over at least ``span_s`` seconds), the reference cell at shape ``reference`` (the cell jobs'
+    reference, so that the labels calibrate alike). A network the device cannot hold is
+    labelled ``failed``."""
     timings = [NetworkTiming() for _ in items]
     built: dict[int, _Built] = {}
 
@@ -188,7 +190,7 @@ def label_networks(
             built.pop(i, None)
 
     clock = _ReferenceClock(reference.shape, reference.op_names, reference.steps, target, device, protocol)
-    retime = visit_in_rounds(timings, visit_one, clock, protocol)
+    retime = visit_in_rounds(timings, visit_one, clock, protocol, span_s)
     labels = []
     for timing in timings:
         label = timing.label(protocol, ())
@@ -216,10 +218,12 @@ def measure_networks(
     device: torch.device,
     protocol: TimingProtocol,
     reference: Reference,
+    span_s: float = 0.0,
 ) -> pd.DataFrame:
-    """Rows of `label_networks` with each network's architecture, macro and group, the job's
-    reference timing, what else ran meanwhile, and provenance (as the cells' rows have)."""
-    labels, clock = quiet_job(lambda: label_networks(items, target, device, protocol, reference))
+    """Rows of `label_networks` (rounds spread over at least ``span_s`` seconds) with each
+    network's architecture, macro and group, the job's reference timing, what else ran
+    meanwhile, and provenance (as the cells' rows have)."""
+    labels, clock = quiet_job(lambda: label_networks(items, target, device, protocol, reference, span_s))
     prov = provenance(target, device_str, device)
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
