@@ -9,6 +9,7 @@ import torch
 
 from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id
 from lenna.io import write_parquet
+from lenna.predictors import fitting
 from lenna.predictors.baselines import fit_constant
 from lenna.predictors.fitting import fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
 from lenna.predictors.metrics import latency_metrics
@@ -180,6 +181,26 @@ def test_predictions_are_vectorised_over_many_specs(splits):
     x = np.repeat(parts["test"][mlp.features].to_numpy(np.float64), 500, axis=0)
     out = mlp.predict_features(x)
     assert out.shape == (len(x),) and np.isfinite(out).all()
+
+
+def test_a_transform_the_mlp_cannot_fit_is_left_out_and_recorded(splits, monkeypatch):
+    # The tiny NAS-Bench-201 run once overflowed the log transform's exponential on its 7
+    # validation specs in every epoch; the linear one fitted. That failure is fit_mlp's own error.
+    parts, normaliser = splits
+    real = fitting.fit_mlp
+
+    def log_overflows(train, val, normaliser, transform, **kwargs):
+        if transform == "log":
+            raise ValueError("the MLP has no finite validation RMSE to keep a model by (7 validation specs)")
+        return real(train, val, normaliser, transform=transform, **kwargs)
+
+    monkeypatch.setattr(fitting, "fit_mlp", log_overflows)
+    train, val = parts["train"], parts["val"]
+    predictor, _ = fit_mlp_choosing_transform(train, val, normaliser, ["log", "linear"], **MLP)
+    selection = predictor.description["transform_selection"]
+    assert selection["chosen"] == "linear" and set(selection["failed"]) == {"log"}
+    with pytest.raises(ValueError, match=r"no transform of \['log'\] could be fitted"):
+        fit_mlp_choosing_transform(train, val, normaliser, ["log"], **MLP)
 
 
 def additive_cells(n: int, seed: int) -> pd.DataFrame:

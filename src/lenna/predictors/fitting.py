@@ -289,8 +289,20 @@ def _mlp_weights(state: dict, normaliser: dict, n_layers: int) -> dict[str, np.n
 
 def fit_mlp_choosing_transform(train, val, normaliser, transforms: list[str], **kwargs):
     """Fit one MLP per target transform and keep the one with the lower validation RMSE (ms);
-    the description records every candidate's validation metrics and why it won."""
-    fits = {t: fit_mlp(train, val, normaliser, transform=t, **kwargs) for t in transforms}
+    the description records every candidate's validation metrics and why it won. A transform
+    the MLP cannot fit (no finite validation RMSE in any epoch: on a few validation specs the
+    log transform's exponential can overflow) is left out and its error recorded; an error only
+    where no transform fits."""
+    fits, failed = {}, {}
+    for t in transforms:
+        try:
+            fits[t] = fit_mlp(train, val, normaliser, transform=t, **kwargs)
+        except ValueError as err:
+            if "no finite validation RMSE" not in str(err):
+                raise
+            failed[t] = str(err)
+    if not fits:
+        raise ValueError(f"no transform of {list(transforms)} could be fitted: {failed}")
     scores = {t: latency_metrics(val["latency_ms"], p.predict(val)) for t, (p, _) in fits.items()}
     chosen = min(scores, key=lambda t: scores[t]["rmse_ms"])
     predictor, history = fits[chosen]
@@ -298,6 +310,7 @@ def fit_mlp_choosing_transform(train, val, normaliser, transforms: list[str], **
         "chosen": chosen,
         "rule": "lowest validation RMSE (ms)",
         "validation": scores,
+        **({"failed": failed} if failed else {}),
     }
     return predictor, history
 
