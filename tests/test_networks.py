@@ -63,9 +63,14 @@ def linear_predictor(op_set="darts", steps=4) -> LatencyPredictor:
     return LatencyPredictor(description, weights)
 
 
-def synthetic_networks(predictor, seed=0, n_architectures=14) -> pd.DataFrame:
-    """Timed-network rows whose latency is 1.15 x cells + parts + 0.03 ms per cell (+0.5% noise),
-    the parts linear in their multiply-accumulates: what the network model should recover."""
+def one_law(macro_name: str, cells: float, parts: float, n_cells: float) -> float:
+    return 1.15 * cells + parts + 0.03 * n_cells
+
+
+def synthetic_networks(predictor, seed=0, n_architectures=14, law=one_law) -> pd.DataFrame:
+    """Timed-network rows whose latency is ``law`` of the cells, the parts and the number of cells
+    (by default 1.15 x cells + parts + 0.03 ms per cell) with 0.5% noise, the parts linear in their
+    multiply-accumulates: what the network model should recover."""
     rng = np.random.default_rng(seed)
     items = network_plan(
         DARTS, MACRO, {"n_architectures": n_architectures, "seed": 0, "held_out_macro": HELD_OUT}
@@ -76,7 +81,9 @@ def synthetic_networks(predictor, seed=0, n_architectures=14) -> pd.DataFrame:
         macs = part_macs(DARTS, item.macro)
         parts = {f"{p}_ms": 0.01 + 2e-6 * macs[p] if macs[p] else 0.0 for p in macs}
         n_cells = structure(DARTS, item.macro)["n_cells"]
-        latency = (1.15 * cells + sum(parts.values()) + 0.03 * n_cells) * (1 + 0.005 * rng.standard_normal())
+        latency = law(item.macro_name, cells, sum(parts.values()), n_cells) * (
+            1 + 0.005 * rng.standard_normal()
+        )
         rows.append(
             {
                 "name": item.name,
@@ -267,6 +274,46 @@ def test_the_network_model_is_fitted_and_chosen_by_its_error_on_macros_it_was_no
     parts = model.parts_ms(Macro(init_channels=8, layers=6, input_size=8, input_channels=1))
     macs = part_macs(DARTS, Macro(init_channels=8, layers=6, input_size=8, input_channels=1))
     assert parts["stem"] == pytest.approx(0.01 + 2e-6 * macs["stem"], rel=0.02) and parts["blocks"] == 0.0
+    # One law at every macro: no macro gets a calibration of its own.
+    assert model.description["macros"] and not any(m["used"] for m in model.description["macros"].values())
+
+
+def test_a_macro_whose_networks_follow_their_own_law_gets_its_own_calibration():
+    """Where the cell predictor errs one way at one macro and the other way at another (as
+    NAS-Bench-201's does by resolution), no pooled form fits both; each fitting macro's own
+    calibration does, and is kept where cross-validation over architectures says so."""
+
+    def by_macro(name, cells, parts, n_cells):
+        return 0.9 * cells + parts + 0.4 if name == "search" else 1.3 * cells + parts
+
+    predictor = linear_predictor()
+    raw = synthetic_networks(predictor, n_architectures=24, law=by_macro)
+    table, _ = network_dataset(raw, 2.0, True, SPLIT, "t.parquet")
+    model, inputs = fit_network_model(table, predictor, "t.parquet")
+    macros = model.description["macros"]
+    assert set(macros) == set(table.loc[table["split"].isin(["train", "val"]), "network"])
+    assert all(m["used"] for m in macros.values())
+    own = macros["search"]["selection"]
+    assert own["own"]["median_ape"] < 0.01 < own["pooled"]["median_ape"]
+    assert macros["search"]["params"]["a"] == pytest.approx(0.9, rel=0.03)
+    search = Macro(**macros["search"]["macro"])
+    k, m = model.affine(search, 1)
+    assert k == pytest.approx(macros["search"]["params"]["a"])
+    assert model.name_at(search) == f"{model.chosen}, own calibration at this macro"
+    # Networks the model never saw at the fitting macros are priced by their macro's calibration;
+    # at the held-out macro, which has none, by the pooled model.
+    metrics = network_metrics(score_networks(table, model, inputs), model)
+    assert metrics["by_split"]["test"]["model"]["within_10pct"] == 1.0
+    held = Macro(
+        **{
+            k[6:]: int(v)
+            for k, v in table[table["split"] == "held_out"].iloc[0].items()
+            if k.startswith("macro_")
+        }
+    )
+    assert model.own_calibration(held) is None and model.name_at(held) == model.chosen
+    # Stored with the model and read back.
+    assert NetworkModel(json.loads(json.dumps(model.description))).affine(search, 1) == (k, m)
 
 
 def test_predict_network_loads_from_files_without_a_device(fitted, tmp_path):

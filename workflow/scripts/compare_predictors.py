@@ -17,7 +17,7 @@ for key in ("within_10pct", "median_ape", "spearman", "n_test"):
         table[f"network_{key}"] = [n[key] for n in networks]
 if networks:  # the plain sum of cells and parts, beside the network model
     table["network_sum_within_10pct"] = [n["sum"]["within_10pct"] for n in networks]
-    table["network_model"] = [n["chosen"] for n in networks]
+    table["network_model"] = [n.get("name", n["chosen"]) for n in networks]
 # What the learned models add: RMSE as a share of each baseline's that was trained.
 baseline = table.set_index("model")["rmse_ms"]
 for name in ("lut", "elasticnet"):

@@ -16,4 +16,4 @@ model.save(snakemake.output.model)
 write_parquet(scored, snakemake.output.predictions)
 metrics = {"model": snakemake.wildcards.model, **network_metrics(scored, model)}
 write_json(metrics, snakemake.output.metrics)
-log.info("chose %s: %s", model.chosen, metrics)
+log.info("chose %s: %s", model.name, metrics)

@@ -18,12 +18,15 @@ the cells' predicted latency ``c``, the parts' ``p`` and the network's structure
 Every candidate is fitted for relative error (Huber's loss) and the one with the lowest median
 relative error on networks it was not fitted on is kept (the simpler where two are within half a
 point): leave-one-macro-out over the training and validation networks where they span several
-macros, else on the validation networks. All are affine in ``c``
+macros, else on the validation networks. A fitting macro with enough networks of its own also
+gets an ``affine`` calibration of them, kept where it predicts them better than the pooled
+candidate (`fit_macro_calibrations`). All are affine in ``c`` at a given macro
 (`NetworkModel.affine`), so the search's expected latency stays differentiable in the alphas.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -260,6 +263,71 @@ def _fit_candidates(table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray) ->
     return candidates, "val median_ape" if val.any() else "train median_ape (no validation networks)"
 
 
+# A macro gets its own calibration only with this many training and validation networks: its two
+# parameters are then fitted on a few networks each of several folds.
+MIN_MACRO_NETWORKS = 8
+MACRO_FOLDS = 5
+
+
+def _fold_of(name: str) -> int:
+    """The cross-validation fold of an architecture (the same at every macro it was timed at)."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % MACRO_FOLDS
+
+
+def fit_macro_calibrations(
+    table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray, chosen: str, params: dict
+) -> dict:
+    """Per fitting macro, an ``affine`` calibration ``a (c + p) + b`` of its own networks, kept
+    (``used``) where it predicts them better than the pooled model ``chosen`` does.
+
+    The pooled model is chosen for macros it was not fitted on, so it must share one form across
+    all of them; at a macro with networks of its own, the cell predictor's errors there (of one
+    sign at one resolution, of the other at another) and the network's fixed costs can differ
+    from the pooled fit's compromise. Both are scored by cross-validation over architectures
+    (`MACRO_FOLDS` folds, an architecture in the same fold at every macro): per fold the pooled
+    model is refitted on every other fold's networks and the macro's own calibration on that
+    macro's. Kept where its median relative error is lower by more than half a point and its
+    scale is positive. Only where the training and validation networks span two macros or
+    more (with one, the pooled model is that macro's own)."""
+    train, val = (table["split"] == "train").to_numpy(), (table["split"] == "val").to_numpy()
+    keys = table["network"].to_numpy()
+    fitting = train | val
+    if len(set(keys[fitting])) < 2:
+        return {}
+    folds = table["name"].map(_fold_of).to_numpy()
+    alpha = params.get("alpha", 0.0)
+    pooled, own = np.full(len(y), np.nan), np.full(len(y), np.nan)
+    for fold in range(MACRO_FOLDS):
+        rest, held = fitting & (folds != fold), fitting & (folds == fold)
+        if not held.any() or not rest.any():
+            continue
+        pooled[held] = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs[held])
+        for key in set(keys[held]):
+            at = rest & (keys == key)
+            if at.sum() >= 2:
+                here = held & (keys == key)
+                own[here] = predict_rows("affine", fit_candidate("affine", inputs[at], y[at]), inputs[here])
+    out = {}
+    for key in sorted(set(keys[fitting])):
+        at = fitting & (keys == key)
+        if at.sum() < MIN_MACRO_NETWORKS:
+            continue
+        scored = at & np.isfinite(own) & np.isfinite(pooled)
+        selection = {
+            "own": _score(y[scored], own[scored]),
+            "pooled": _score(y[scored], pooled[scored]),
+        }
+        fitted = fit_candidate("affine", inputs[at], y[at])
+        better = selection["own"]["median_ape"] < selection["pooled"]["median_ape"] - 0.005
+        out[str(key)] = {
+            "macro": dataclasses.asdict(macro_of_row(table[at].iloc[0])),
+            "params": fitted,
+            "selection": selection,
+            "used": bool(better and fitted["a"] > 0),
+        }
+    return out
+
+
 def _increasing(kind: str, candidate: dict) -> bool:
     """Whether the candidate's latency grows with its cells' (its scale on cells_ms positive)."""
     params = candidate["params"]
@@ -295,6 +363,7 @@ def fit_network_model(
         k: candidates[k]["selection"]["median_ape"] for k in CANDIDATES if _increasing(k, candidates[k])
     }
     chosen = next(k for k in errors if errors[k] <= min(errors.values()) + 0.005)
+    macros = fit_macro_calibrations(table, inputs, y, chosen, candidates[chosen]["params"])
     description = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -305,6 +374,7 @@ def fit_network_model(
         "chosen_by": chosen_by,
         "candidates": candidates,
         "parts": parts,
+        "macros": macros,
         "predictor_weights_sha256": predictor.description.get("weights_sha256", ""),
         "n_networks": {str(k): int(v) for k, v in table["split"].value_counts().items()},
     }
@@ -318,8 +388,12 @@ def score_networks(table: pd.DataFrame, model: NetworkModel, inputs: pd.DataFram
     out["predicted_cells_ms"] = inputs["cells_ms"]
     out["predicted_parts_ms"] = inputs["parts_ms"]
     out["predicted_sum_ms"] = predict_rows("sum", {}, inputs)
-    chosen = model.description["candidates"][model.chosen]["params"]
-    out["predicted_ms"] = predict_rows(model.chosen, chosen, inputs)
+    pooled = predict_rows(model.chosen, model.description["candidates"][model.chosen]["params"], inputs)
+    own = [model.own_calibration(macro_of_row(row)) for _, row in table.iterrows()]
+    out["predicted_ms"] = [
+        pooled[i] if params is None else predict_rows("affine", params, inputs.iloc[[i]])[0]
+        for i, params in enumerate(own)
+    ]
     return out
 
 
@@ -347,6 +421,11 @@ def network_metrics(scored: pd.DataFrame, model: NetworkModel) -> dict:
         "sum": overall["sum"],
         "chosen": model.chosen,
         "chosen_by": model.description["chosen_by"],
+        "name": model.name,
+        "macros": {
+            k: {"used": v["used"], "params": v["params"], "selection": v["selection"]}
+            for k, v in model.description.get("macros", {}).items()
+        },
         "candidates": {
             k: {"selection": v["selection"], "train": v["train"]}
             for k, v in model.description["candidates"].items()

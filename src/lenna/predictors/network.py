@@ -9,6 +9,7 @@ so that the search's expected latency stays differentiable in the alphas.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -126,8 +127,36 @@ class NetworkModel:
                 f"{self.description['batch_size']}, asked for {batch_size}"
             )
         parts = sum(self.parts_ms(macro).values())
+        own = self.own_calibration(macro)
+        if own is not None:
+            return affine_terms("affine", own, {"parts_ms": parts})
         x = {"parts_ms": parts, **structure(self.space, macro)}
         return affine_terms(self.chosen, self.description["candidates"][self.chosen]["params"], x)
+
+    def own_calibration(self, macro: Macro) -> dict | None:
+        """The ``affine`` parameters fitted on the networks of ``macro`` alone, where the model
+        keeps one for it (`lenna.predictors.composition.fit_macro_calibrations`), else None."""
+        fields = dataclasses.asdict(macro)
+        for entry in self.description.get("macros", {}).values():
+            if entry["used"] and entry["macro"] == fields:
+                return entry["params"]
+        return None
+
+    @property
+    def own_macros(self) -> list[str]:
+        """The macros (by name) that have a calibration of their own."""
+        return sorted(k for k, v in self.description.get("macros", {}).items() if v["used"])
+
+    @property
+    def name(self) -> str:
+        """The chosen candidate, and the macros calibrated on their own networks."""
+        own = self.own_macros
+        return f"{self.chosen} (own calibration at {', '.join(own)})" if own else self.chosen
+
+    def name_at(self, macro: Macro) -> str:
+        """The chosen candidate, and whether ``macro`` has its own calibration."""
+        own = self.own_calibration(macro) is not None
+        return f"{self.chosen}, own calibration at this macro" if own else self.chosen
 
     def predict(self, cells_ms: float, macro: Macro, batch_size: int) -> float:
         k, m = self.affine(macro, batch_size)

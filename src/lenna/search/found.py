@@ -71,7 +71,7 @@ def found_latencies(
                 "predicted_sum_ms": cells + parts_ms,
                 "predicted_cells_ms": cells,
                 **{f"{part}_ms": float(getattr(row, f"{part}_ms")) / speed for part in PARTS},
-                "network_model": network.chosen,
+                "network_model": network.name_at(at),
                 "device": device,
                 "batch_size": target.batch_size,
                 "macro": macro,

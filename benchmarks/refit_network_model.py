@@ -1,0 +1,84 @@
+"""Refit a finished run's network model with this checkout's code, nothing timed.
+
+Reads a run directory's timed networks (``results/networks/{target}/networks.parquet``), its
+predictor (``results/predictors/{target}/{model}``) and, where the run went through the searches,
+its Pareto table; fits the network model as the ``network_model`` rule would today
+(`lenna.predictors.composition.fit_network_model`) and prints, beside what the run itself stored:
+
+- which macros got a calibration of their own, with both cross-validation scores;
+- the networks no model was fitted on (test split, held-out macro, published architectures)
+  within ±10% and their median error;
+- the found networks of the Pareto table, predicted at the macro they were timed at.
+
+So a change to the network model can be judged on the labels of earlier runs, quiet or under
+load, without timing anything again.
+
+Usage: python benchmarks/refit_network_model.py RUN_DIR [RUN_DIR ...] [--target cpu] [--model mlp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lenna.predictors.composition import SCORED, fit_network_model, score_networks
+from lenna.predictors.model import load_predictor
+from lenna.space.architectures import read_architecture
+from lenna.space.network import Macro
+
+
+def within(measured: np.ndarray, predicted: np.ndarray) -> str:
+    error = np.abs(np.asarray(predicted, float) / np.asarray(measured, float) - 1)
+    return f"{(error <= 0.1).mean():.0%} of {len(error)} (median error {np.median(error):.1%})"
+
+
+def refit(run: Path, target: str, model: str) -> None:
+    predictor = load_predictor(run / "results" / "predictors" / target / model)
+    table = pd.read_parquet(run / "results" / "networks" / target / "networks.parquet")
+    stored = pd.read_parquet(run / "results" / "networks" / target / model / "predictions.parquet")
+    fitted, inputs = fit_network_model(table, predictor, run)
+    scored = score_networks(table, fitted, inputs)
+    print(f"== {run}: {fitted.name}")
+    for name, entry in fitted.description["macros"].items():
+        own, pooled = entry["selection"]["own"], entry["selection"]["pooled"]
+        print(
+            f"   {name}: own {own['median_ape']:.1%} against pooled {pooled['median_ape']:.1%} "
+            f"median error over {own['n']} networks -> {'used' if entry['used'] else 'not used'}"
+        )
+    held, before = scored[scored["split"].isin(SCORED)], stored[stored["split"].isin(SCORED)]
+    print(f"   unseen networks: {within(held['latency_ms'], held['predicted_ms'])}")
+    print(f"     as the run stored them: {within(before['latency_ms'], before['predicted_ms'])}")
+    pareto = run / "results" / "pareto" / target / "pareto.csv"
+    if not pareto.exists():
+        return
+    found = pd.read_csv(pareto)
+    found = found[found["model"] == model]
+    timed = sorted((run / "results" / "search" / target / model).glob("lambda-*/seed-*/final/latency.json"))
+    if not timed:
+        return
+    macro = Macro(**json.loads(timed[0].read_text())["macro"])  # every found network's, the same
+    batch = int(fitted.description["batch_size"])
+    predicted = [
+        fitted.predict(predictor.predict_cells(read_architecture(g), macro, batch), macro, batch)
+        for g in found["genotype"]
+    ]
+    print(f"   found networks: {within(found['latency_ms'], predicted)}")
+    print(f"     as the run stored them: {within(found['latency_ms'], found['predicted_latency_ms'])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--model", default="mlp")
+    args = parser.parse_args()
+    for run in args.runs:
+        refit(run, args.target, args.model)
+
+
+if __name__ == "__main__":
+    main()
