@@ -10,22 +10,31 @@ Standard library only, and imported by no workflow script: it is never a code in
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
 PACKAGE = "lenna"
 
 
-def _imported_names(path: Path) -> list[str]:
+def _imported_names(path: Path) -> tuple[str, ...]:
     """Dotted names of everything ``path`` imports, anywhere in it (a function-level import runs
-    too); ``from a.b import c`` gives both ``a.b`` and ``a.b.c`` (which may be a module)."""
+    too); ``from a.b import c`` gives both ``a.b`` and ``a.b.c`` (which may be a module). Parsed
+    once per version of the file: building the DAG asks for every script's modules, and the
+    scripts share most of them."""
+    stat = Path(path).stat()
+    return _parsed_names(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_names(path: str, _mtime_ns: int, _size: int) -> tuple[str, ...]:
     names = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(Path(path).read_text(), path)):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-    return names
+    return tuple(names)
 
 
 def _module_file(src: Path, dotted: str) -> Path | None:
