@@ -13,10 +13,11 @@ pytestmark = pytest.mark.e2e
 
 # The rules of the Snakefile's `localrules`: run on the submitting host, never as SLURM jobs.
 LOCAL = {"sample_specs", "merge_latency", "split_normalise", "train_constant", "train_flops", "pareto"}
-# Jobs of the tiny config with one search (the others would only repeat it) that must have been
-# SLURM jobs (rule: count).
+# Jobs of the tiny config with one search and one timing shard (the others would only repeat them,
+# each a wave of polling: the executor plugin waits 10 s longer after every status check that finds
+# no job finished) that must have been SLURM jobs (rule: count).
 CLUSTER = {
-    "measure_latency": 3,
+    "measure_latency": 1,
     "measure_lut": 1,
     "measure_networks": 1,
     "train_elasticnet": 1,
@@ -34,7 +35,10 @@ def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(tmp_path):
     if reason is not None:
         pytest.skip(f"no SLURM test cluster: {reason}")
     workdir = tmp_path / "work"
-    config = write_config(tmp_path / "c.yaml", **{"search.predictors": ["mlp"], "search.lambdas": [1.0]})
+    config = write_config(
+        tmp_path / "c.yaml",
+        **{"search.predictors": ["mlp"], "search.lambdas": [1.0], "sampling.specs_per_shard": 24},
+    )
     with slurm_cluster(tmp_path / "slurm") as cluster:
         proc = run_snakemake(
             workdir,
