@@ -2,13 +2,14 @@
 
 Reads a run directory's timed networks (``results/networks/{target}/networks.parquet``), its
 predictor (``results/predictors/{target}/{model}``) and, where the run went through the searches,
-its Pareto table; fits the network model as the ``network_model`` rule would today
+the found networks' timings; fits the network model as the ``network_model`` rule would today
 (`lenna.predictors.composition.fit_network_model`) and prints, beside what the run itself stored:
 
 - which macros got a calibration of their own, with both cross-validation scores;
 - the networks no model was fitted on (test split, held-out macro, published architectures)
   within ±10% and their median error;
-- the found networks of the Pareto table, predicted at the macro they were timed at.
+- the found networks of the sweeps (each run's ``final/latency.json`` and ``genotype.json``),
+  predicted at the macro they were timed at.
 
 So a change to the network model can be judged on the labels of earlier runs, quiet or under
 load, without timing anything again.
@@ -27,8 +28,8 @@ import pandas as pd
 
 from lenna.predictors.composition import SCORED, fit_network_model, score_networks
 from lenna.predictors.model import load_predictor
-from lenna.space.architectures import read_architecture
 from lenna.space.network import Macro
+from lenna.space.spaces import load_architecture
 
 
 def within(measured: np.ndarray, predicted: np.ndarray) -> str:
@@ -52,22 +53,21 @@ def refit(run: Path, target: str, model: str) -> None:
     held, before = scored[scored["split"].isin(SCORED)], stored[stored["split"].isin(SCORED)]
     print(f"   unseen networks: {within(held['latency_ms'], held['predicted_ms'])}")
     print(f"     as the run stored them: {within(before['latency_ms'], before['predicted_ms'])}")
-    pareto = run / "results" / "pareto" / target / "pareto.csv"
-    if not pareto.exists():
-        return
-    found = pd.read_csv(pareto)
-    found = found[found["model"] == model]
     timed = sorted((run / "results" / "search" / target / model).glob("lambda-*/seed-*/final/latency.json"))
     if not timed:
         return
-    macro = Macro(**json.loads(timed[0].read_text())["macro"])  # every found network's, the same
     batch = int(fitted.description["batch_size"])
-    predicted = [
-        fitted.predict(predictor.predict_cells(read_architecture(g), macro, batch), macro, batch)
-        for g in found["genotype"]
-    ]
-    print(f"   found networks: {within(found['latency_ms'], predicted)}")
-    print(f"     as the run stored them: {within(found['latency_ms'], found['predicted_latency_ms'])}")
+    measured, now, stored = [], [], []
+    for path in timed:
+        found = json.loads(path.read_text())
+        macro = Macro(**found["macro"])
+        arch = load_architecture(path.parent.parent / "genotype.json")
+        cells = predictor.predict_cells(arch, macro, batch)
+        measured.append(found["latency_ms"])
+        now.append(fitted.predict(cells, macro, batch))
+        stored.append(found["predicted_latency_ms"])
+    print(f"   found networks: {within(measured, now)}")
+    print(f"     as the run stored them: {within(measured, stored)}")
 
 
 def main() -> None:
