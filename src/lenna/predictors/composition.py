@@ -47,8 +47,7 @@ from lenna.predictors.network import (
     part_macs,
     structure,
 )
-from lenna.space.architectures import read_architecture
-from lenna.space.spaces import Space, get_space
+from lenna.space.spaces import Space, get_space, parse_architecture
 
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
@@ -126,7 +125,7 @@ def network_inputs(table: pd.DataFrame, predictor, space: Space) -> pd.DataFrame
     rows = []
     for _, row in table.iterrows():
         macro = macro_of_row(row)
-        cells = predictor.predict_cells(read_architecture(row["genotype"]), macro, int(row["batch_size"]))
+        cells = predictor.predict_cells(parse_architecture(row["genotype"]), macro, int(row["batch_size"]))
         rows.append({"cells_ms": cells, **structure(space, macro), **part_macs(space, macro)})
     return pd.DataFrame(rows, index=table.index)
 

@@ -43,19 +43,10 @@ def _op_weights(rng: np.random.Generator, n_ops: int, concentration: float | Non
 
 def architecture_text(arch) -> str:
     """How an architecture is stored in a table: genotype JSON, the NAS-Bench-201 string, or the
-    LENNA ``normal=... reduce=...`` text."""
+    LENNA ``normal=... reduce=...`` text (read back by `lenna.space.spaces.parse_architecture`)."""
     if isinstance(arch, Arch | lenna_block.Arch):
         return str(arch)
     return json.dumps(arch.to_dict(), sort_keys=True)
-
-
-def read_architecture(text: str):
-    """An architecture as `architecture_text` stored it."""
-    if text.lstrip().startswith("|"):
-        return Arch.parse(text)
-    if text.lstrip().startswith("normal="):
-        return lenna_block.Arch.parse(text)
-    return Genotype.from_dict(json.loads(text))
 
 
 def random_genotype(
