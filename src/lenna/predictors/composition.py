@@ -322,7 +322,7 @@ def fit_macro_calibrations(
             "macro": dataclasses.asdict(macro_of_row(table[at].iloc[0])),
             "params": fitted,
             "selection": selection,
-            "used": bool(better and fitted["a"] > 0),
+            "used": bool(better and _increasing("affine", {"params": fitted})),
         }
     return out
 
