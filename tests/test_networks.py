@@ -196,6 +196,8 @@ def test_networks_are_timed_by_the_cells_protocol_with_their_parts():
         assert (rows["latency_ms"] > rows["stem_ms"] + rows["head_ms"]).all() and (rows["stem_ms"] > 0).all()
         assert (rows["n_visits"] >= 2).all() and (rows["reference_ms"] > 0).all()
         assert rows["replicates_ms"].map(len).min() >= 4  # 2 rounds x 2 passes
+        # the reference ticks before every network visit: a job of few networks still has many
+        assert len(rows["reference_ticks_ms"].iloc[0]) == rows["n_visits"].sum()
         assert {"torch_version", "host", "threads", "timer", "measured_at"} <= set(rows.columns)
         assert ((rows["blocks_ms"] > 0) == (space.name == "nb201")).all()  # residual blocks: nb201 only
 

@@ -15,7 +15,7 @@ predict them without a device.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -175,7 +175,13 @@ def label_networks(
     reference timing and re-timing: the cells' protocol (`visit_in_rounds`, its rounds spread
     over at least ``span_s`` seconds), the reference cell at shape ``reference`` (the cell jobs'
     reference, so that the labels calibrate alike). A network the device cannot hold is
-    labelled ``failed``."""
+    labelled ``failed``.
+
+    The reference ticks before every network visit, not every ``reference_every`` items as in
+    a cell job: a job of a dozen networks (a sweep's found networks) would otherwise tick once
+    per round, and the job's calibration would rest on three ticks, one slow spell among which
+    moves every label of the job (by 10% in one default run). A network visit costs many
+    reference ticks, so this adds little time."""
     timings = [NetworkTiming() for _ in items]
     built: dict[int, _Built] = {}
 
@@ -190,7 +196,7 @@ def label_networks(
             built.pop(i, None)
 
     clock = _ReferenceClock(reference.shape, reference.op_names, reference.steps, target, device, protocol)
-    retime = visit_in_rounds(timings, visit_one, clock, protocol, span_s)
+    retime = visit_in_rounds(timings, visit_one, clock, replace(protocol, reference_every=1), span_s)
     labels = []
     for timing in timings:
         label = timing.label(protocol, ())
