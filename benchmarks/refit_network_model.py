@@ -47,7 +47,8 @@ def refit(run: Path, target: str, model: str) -> None:
     for name, entry in fitted.description["macros"].items():
         own, pooled = entry["selection"]["own"], entry["selection"]["pooled"]
         print(
-            f"   {name}: own {own['median_ape']:.1%} against pooled {pooled['median_ape']:.1%} "
+            f"   {name}: own ({entry['form']}) {own['median_ape']:.1%} against pooled "
+            f"{pooled['median_ape']:.1%} "
             f"median error over {own['n']} networks -> {'used' if entry['used'] else 'not used'}"
         )
     held, before = scored[scored["split"].isin(SCORED)], stored[stored["split"].isin(SCORED)]

@@ -19,8 +19,9 @@ Every candidate is fitted for relative error (Huber's loss) and the one with the
 relative error on networks it was not fitted on is kept (the simpler where two are within half a
 point): leave-one-macro-out over the training and validation networks where they span several
 macros, else on the validation networks. A fitting macro with enough networks of its own also
-gets an ``affine`` calibration of them, kept where it predicts them better than the pooled
-candidate (`fit_macro_calibrations`). All are affine in ``c`` at a given macro
+gets a calibration fitted on them (a scale on the pooled candidate, or a scale and an offset
+where its networks span a wide range of latency), kept where it predicts them better than the
+pooled candidate alone (`fit_macro_calibrations`). All are affine in ``c`` at a given macro
 (`NetworkModel.affine`), so the search's expected latency stays differentiable in the alphas.
 """
 
@@ -273,58 +274,101 @@ def _fold_of(name: str) -> int:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % MACRO_FOLDS
 
 
+# A macro's own calibration fits an offset only where its networks span this factor of latency
+# (90th over 10th percentile); elsewhere a scale.
+MIN_OFFSET_SPREAD = 2.0
+
+
 def fit_macro_calibrations(
     table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray, chosen: str, params: dict
 ) -> dict:
-    """Per fitting macro, an ``affine`` calibration ``a (c + p) + b`` of its own networks, kept
-    (``used``) where it predicts them better than the pooled model ``chosen`` does.
+    """Per fitting macro, a calibration of the pooled model ``chosen`` fitted on the macro's own
+    networks, kept (``used``) where it predicts them better than the pooled model does.
 
     The pooled model is chosen for macros it was not fitted on, so it must share one form across
     all of them; at a macro with networks of its own, the cell predictor's errors there (of one
-    sign at one resolution, of the other at another) and the network's fixed costs can differ
-    from the pooled fit's compromise. Both are scored by cross-validation over architectures
-    (`MACRO_FOLDS` folds, an architecture in the same fold at every macro): per fold the pooled
-    model is refitted on every other fold's networks and the macro's own calibration on that
-    macro's. Kept where its median relative error is lower by more than half a point and its
-    scale is positive. Only where the training and validation networks span two macros or
-    more (with one, the pooled model is that macro's own)."""
-    train, val = (table["split"] == "train").to_numpy(), (table["split"] == "val").to_numpy()
+    sign at one resolution, of the other at another, as NAS-Bench-201's) and the network's fixed
+    costs can differ from the pooled fit's compromise. Two forms (`_own_forms`):
+    - ``scale``: ``s`` times the pooled prediction, ``s`` the median of the macro's networks'
+      measured over pooled latency;
+    - ``affine``: ``a (c + p) + b``, only where the macro's networks span a wide range of latency
+      (`MIN_OFFSET_SPREAD`). Over a narrow range a slope and an offset trade off against each
+      other: fitted on the default config's random networks at its final macro (8-16 ms), an
+      offset of -0.9 ms priced the 2-3 ms networks its latency-aware searches found 17-23% low.
+
+    Each form is scored by cross-validation over architectures (`MACRO_FOLDS` folds, an
+    architecture in the same fold at every macro): per fold the pooled model is refitted on every
+    other fold's networks, and the form on that macro's among them. The better form is kept where
+    its median relative error is lower than the pooled model's by more than half a point and its
+    latency grows with the cells'. Only where the training and validation networks span two
+    macros or more (with one, the pooled model is that macro's own)."""
     keys = table["network"].to_numpy()
-    fitting = train | val
+    fitting = table["split"].isin(["train", "val"]).to_numpy()
     if len(set(keys[fitting])) < 2:
         return {}
-    folds = table["name"].map(_fold_of).to_numpy()
-    alpha = params.get("alpha", 0.0)
-    pooled, own = np.full(len(y), np.nan), np.full(len(y), np.nan)
-    for fold in range(MACRO_FOLDS):
-        rest, held = fitting & (folds != fold), fitting & (folds == fold)
-        if not held.any() or not rest.any():
-            continue
-        pooled[held] = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs[held])
-        for key in set(keys[held]):
-            at = rest & (keys == key)
-            if at.sum() >= 2:
-                here = held & (keys == key)
-                own[here] = predict_rows("affine", fit_candidate("affine", inputs[at], y[at]), inputs[here])
+    forms = {key: _own_forms(y[fitting & (keys == key)]) for key in set(keys[fitting])}
+    pooled, own = _cross_validate_own(table, inputs, y, fitting, forms, chosen, params.get("alpha", 0.0))
+    everywhere = predict_rows(chosen, params, inputs)
     out = {}
     for key in sorted(set(keys[fitting])):
         at = fitting & (keys == key)
         if at.sum() < MIN_MACRO_NETWORKS:
             continue
-        scored = at & np.isfinite(own) & np.isfinite(pooled)
-        selection = {
-            "own": _score(y[scored], own[scored]),
-            "pooled": _score(y[scored], pooled[scored]),
-        }
-        fitted = fit_candidate("affine", inputs[at], y[at])
+        scores = {}
+        for form in forms[key]:
+            scored = at & np.isfinite(own[form]) & np.isfinite(pooled)
+            scores[form] = _score(y[scored], own[form][scored])
+        form = min(scores, key=lambda f: scores[f]["median_ape"])
+        fitted = _fit_own(form, inputs[at], y[at], everywhere[at])
+        scored = at & np.isfinite(own[form]) & np.isfinite(pooled)
+        selection = {"own": scores[form], "pooled": _score(y[scored], pooled[scored])}
         better = selection["own"]["median_ape"] < selection["pooled"]["median_ape"] - 0.005
         out[str(key)] = {
             "macro": dataclasses.asdict(macro_of_row(table[at].iloc[0])),
+            "form": form,
             "params": fitted,
             "selection": selection,
-            "used": bool(better and _increasing("affine", {"params": fitted})),
+            "forms": scores,
+            "used": bool(better and (form == "scale" or _increasing("affine", {"params": fitted}))),
         }
     return out
+
+
+def _cross_validate_own(table, inputs, y, fitting, forms, chosen, alpha) -> tuple[np.ndarray, dict]:
+    """Each fitting network's prediction by the pooled model ``chosen`` and by each of its
+    macro's ``forms`` of own calibration, all fitted on the other folds' networks."""
+    keys, folds = table["network"].to_numpy(), table["name"].map(_fold_of).to_numpy()
+    pooled = np.full(len(y), np.nan)
+    own = {form: np.full(len(y), np.nan) for form in ("scale", "affine")}
+    for fold in range(MACRO_FOLDS):
+        rest, held = fitting & (folds != fold), fitting & (folds == fold)
+        if not held.any() or not rest.any():
+            continue
+        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs)
+        pooled[held] = predicted[held]
+        for key in set(keys[held]):
+            at, here = rest & (keys == key), held & (keys == key)
+            if at.sum() >= 2:
+                for form in forms[key]:
+                    fitted = _fit_own(form, inputs[at], y[at], predicted[at])
+                    own[form][here] = _predict_own(form, fitted, inputs[here], predicted[here])
+    return pooled, own
+
+
+def _own_forms(latency: np.ndarray) -> tuple[str, ...]:
+    """The forms of a macro's own calibration its networks' latencies can pin down."""
+    low, high = np.quantile(latency, [0.1, 0.9])
+    return ("scale", "affine") if high >= MIN_OFFSET_SPREAD * low else ("scale",)
+
+
+def _fit_own(form: str, x: pd.DataFrame, y: np.ndarray, pooled: np.ndarray) -> dict:
+    if form == "scale":  # the median of measured over pooled latency
+        return {"scale": float(np.median(y / pooled))}
+    return fit_candidate("affine", x, y)
+
+
+def _predict_own(form: str, params: dict, x: pd.DataFrame, pooled: np.ndarray) -> np.ndarray:
+    return params["scale"] * pooled if form == "scale" else predict_rows("affine", params, x)
 
 
 def _increasing(kind: str, candidate: dict) -> bool:
@@ -390,8 +434,10 @@ def score_networks(table: pd.DataFrame, model: NetworkModel, inputs: pd.DataFram
     pooled = predict_rows(model.chosen, model.description["candidates"][model.chosen]["params"], inputs)
     own = [model.own_calibration(macro_of_row(row)) for _, row in table.iterrows()]
     out["predicted_ms"] = [
-        pooled[i] if params is None else predict_rows("affine", params, inputs.iloc[[i]])[0]
-        for i, params in enumerate(own)
+        pooled[i]
+        if entry is None
+        else _predict_own(entry["form"], entry["params"], inputs.iloc[[i]], pooled[[i]])[0]
+        for i, entry in enumerate(own)
     ]
     return out
 
@@ -422,7 +468,7 @@ def network_metrics(scored: pd.DataFrame, model: NetworkModel) -> dict:
         "chosen_by": model.description["chosen_by"],
         "name": model.name,
         "macros": {
-            k: {"used": v["used"], "params": v["params"], "selection": v["selection"]}
+            k: {"used": v["used"], "form": v["form"], "params": v["params"], "selection": v["selection"]}
             for k, v in model.description.get("macros", {}).items()
         },
         "candidates": {

@@ -24,7 +24,7 @@ from lenna.space.network import Macro
 from lenna.space.spaces import Space, get_space
 
 FORMAT = "lenna-network-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a macro's own calibration has a form (a scale on the pooled model, or affine)
 CANDIDATES = ("sum", "affine", "overhead", "features")
 PARTS = ("stem", "head", "blocks")
 
@@ -126,20 +126,23 @@ class NetworkModel:
                 f"{self.description.get('path', 'network model')}: fitted on networks at batch size "
                 f"{self.description['batch_size']}, asked for {batch_size}"
             )
-        parts = sum(self.parts_ms(macro).values())
+        x = {"parts_ms": sum(self.parts_ms(macro).values()), **structure(self.space, macro)}
+        k, m = affine_terms(self.chosen, self.description["candidates"][self.chosen]["params"], x)
         own = self.own_calibration(macro)
-        if own is not None:
-            return affine_terms("affine", own, {"parts_ms": parts})
-        x = {"parts_ms": parts, **structure(self.space, macro)}
-        return affine_terms(self.chosen, self.description["candidates"][self.chosen]["params"], x)
+        if own is None:
+            return k, m
+        if own["form"] == "scale":
+            return own["params"]["scale"] * k, own["params"]["scale"] * m
+        return affine_terms("affine", own["params"], x)
 
     def own_calibration(self, macro: Macro) -> dict | None:
-        """The ``affine`` parameters fitted on the networks of ``macro`` alone, where the model
-        keeps one for it (`lenna.predictors.composition.fit_macro_calibrations`), else None."""
+        """The calibration fitted on the networks of ``macro`` alone (its ``form``, ``scale``
+        on the pooled prediction or ``affine``, and its ``params``), where the model keeps one
+        for it (`lenna.predictors.composition.fit_macro_calibrations`), else None."""
         fields = dataclasses.asdict(macro)
         for entry in self.description.get("macros", {}).values():
             if entry["used"] and entry["macro"] == fields:
-                return entry["params"]
+                return entry
         return None
 
     @property
@@ -174,6 +177,12 @@ class NetworkModel:
         description = read_description(path, FORMAT, FORMAT_VERSION, NetworkModelError)
         if description.get("chosen") not in description.get("candidates", {}):
             raise NetworkModelError(f"{path}: chosen model {description.get('chosen')!r} has no parameters")
+        if any("form" not in m for m in description.get("macros", {}).values() if m["used"]):
+            raise NetworkModelError(
+                f"{path}: written by an older lenna (format version {description.get('format_version')}), "
+                "whose macros' own calibrations have no form: fit the network model again "
+                "(snakemake re-runs the network_model rule)"
+            )
         return cls({**description, "path": str(path)})
 
 

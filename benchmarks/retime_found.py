@@ -1,0 +1,83 @@
+"""Time a finished run's found networks again, as its ``measure_final`` job did, with this checkout.
+
+Reads a run directory's found networks (``results/search/{target}/{model}/lambda-*/seed-*/``:
+``genotype.json`` and the ``final/latency.json`` the run wrote), times them in one job with the
+config's protocol, reference cell and ``networks.span_s`` (`lenna.timing.networks.measure_networks`),
+and prints the job's reference ticks and speed factor (against the run's cell jobs' median
+reference) and, per network, the label the run stored, the new one and the run's prediction. So
+a change to how network jobs are timed and calibrated can be judged on an earlier run's networks
+and predictions. It times on this machine: run nothing else beside it.
+
+Usage: python benchmarks/retime_found.py RUN_DIR [--configfile config/config.yaml] [--target cpu]
+[--model mlp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from lenna.config import reference_shape
+from lenna.search.found import found_items
+from lenna.space.network import Macro
+from lenna.space.spaces import config_space, load_architecture
+from lenna.timing.devices import Target, pin_device
+from lenna.timing.networks import Reference, measure_networks
+from lenna.timing.protocol import TimingProtocol
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--model", default="mlp")
+    args = parser.parse_args()
+    config = yaml.safe_load(args.configfile.read_text())
+    settings = config["targets"][args.target]
+    target = Target(
+        args.target,
+        settings["batch_size"],
+        settings["threads"],
+        settings["dtype"],
+        settings.get("memory_format", "contiguous"),
+    )
+    device = pin_device("cpu", target.threads)
+    space = config_space(config["search_space"])
+    sweep = args.run / "results" / "search" / args.target / args.model
+    paths = sorted(sweep.glob("lambda-*/seed-*/genotype.json"))
+    if not paths:
+        raise SystemExit(f"{sweep}: no found networks")
+    stored = {p: json.loads((p.parent / "final" / "latency.json").read_text()) for p in paths}
+    items, item_of = found_items({p: load_architecture(p) for p in paths}, Macro(**stored[paths[0]]["macro"]))
+    reference = Reference(reference_shape(config), space.ops, space.steps)
+    protocol = TimingProtocol(**config["measurement"])
+    rows = measure_networks(
+        items, target, "cpu", device, protocol, reference, span_s=config["networks"].get("span_s", 0)
+    )
+    summary = args.run / "results" / "datasets" / args.target / "summary.json"
+    nominal = json.loads(summary.read_text())["reference_nominal_ms"]
+    speed = float(rows["reference_ms"].iloc[0]) / nominal
+    ticks = [round(float(t), 3) for t in rows["reference_ticks_ms"].iloc[0]]
+    print(f"{len(items)} networks; reference {len(ticks)} ticks {ticks}")
+    print(f"speed factor now {speed:.3f} (the run's: {stored[paths[0]]['speed_factor']:.3f})")
+    errors = []
+    for path in paths:
+        then, now = stored[path], float(rows["latency_ms"].iloc[item_of[path]]) / speed
+        errors.append(abs(then["predicted_latency_ms"] / now - 1))
+        print(
+            f"{path.parent.parent.name}/{path.parent.name}: stored {then['latency_ms']:.3f} ms, "
+            f"now {now:.3f} ms, predicted {then['predicted_latency_ms']:.3f} ms ({errors[-1]:.1%})"
+        )
+    errors = np.array(errors)
+    print(
+        f"within ±10%: {(errors <= 0.1).mean():.0%} of {len(errors)} (median error {np.median(errors):.1%})"
+    )
+
+
+if __name__ == "__main__":
+    main()
