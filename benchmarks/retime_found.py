@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lenna.config import reference_shape
+from lenna.config import reference_shape, target_settings, timing_protocol
 from lenna.search.found import found_items
 from lenna.space.network import Macro
 from lenna.space.spaces import config_space, load_architecture
-from lenna.timing.devices import Target, pin_device
+from lenna.timing.devices import pin_device
 from lenna.timing.networks import Reference, measure_networks
-from lenna.timing.protocol import TimingProtocol
 
 
 def main() -> None:
@@ -38,14 +37,7 @@ def main() -> None:
     parser.add_argument("--model", default="mlp")
     args = parser.parse_args()
     config = yaml.safe_load(args.configfile.read_text())
-    settings = config["targets"][args.target]
-    target = Target(
-        args.target,
-        settings["batch_size"],
-        settings["threads"],
-        settings["dtype"],
-        settings.get("memory_format", "contiguous"),
-    )
+    target = target_settings(config, args.target)
     device = pin_device("cpu", target.threads)
     space = config_space(config["search_space"])
     sweep = args.run / "results" / "search" / args.target / args.model
@@ -55,7 +47,7 @@ def main() -> None:
     stored = {p: json.loads((p.parent / "final" / "latency.json").read_text()) for p in paths}
     items, item_of = found_items({p: load_architecture(p) for p in paths}, Macro(**stored[paths[0]]["macro"]))
     reference = Reference(reference_shape(config), space.ops, space.steps)
-    protocol = TimingProtocol(**config["measurement"])
+    protocol = timing_protocol(config)
     rows = measure_networks(
         items, target, "cpu", device, protocol, reference, span_s=config["networks"].get("span_s", 0)
     )

@@ -314,14 +314,12 @@ def fit_macro_calibrations(
         at = fitting & (keys == key)
         if at.sum() < MIN_MACRO_NETWORKS:
             continue
-        scores = {}
-        for form in forms[key]:
-            scored = at & np.isfinite(own[form]) & np.isfinite(pooled)
-            scores[form] = _score(y[scored], own[form][scored])
+        scored = {form: at & np.isfinite(own[form]) & np.isfinite(pooled) for form in forms[key]}
+        scores = {form: _score(y[rows], own[form][rows]) for form, rows in scored.items()}
         form = min(scores, key=lambda f: scores[f]["median_ape"])
         fitted = _fit_own(form, inputs[at], y[at], everywhere[at])
-        scored = at & np.isfinite(own[form]) & np.isfinite(pooled)
-        selection = {"own": scores[form], "pooled": _score(y[scored], pooled[scored])}
+        rows = scored[form]
+        selection = {"own": scores[form], "pooled": _score(y[rows], pooled[rows])}
         better = selection["own"]["median_ape"] < selection["pooled"]["median_ape"] - 0.005
         out[str(key)] = {
             "macro": dataclasses.asdict(macro_of_row(table[at].iloc[0])),
