@@ -5,7 +5,8 @@ predictor (``results/predictors/{target}/{model}``) and, where the run went thro
 the found networks' timings; fits the network model as the ``network_model`` rule would today
 (`lenna.predictors.composition.fit_network_model`) and prints, beside what the run itself stored:
 
-- which macros got a calibration of their own, with both cross-validation scores;
+- which macros got a calibration of their own, with both cross-validation scores, and whether
+  macros without networks of their own borrow them (lending);
 - the networks no model was fitted on (test split, held-out macro, published architectures)
   within ±10% and their median error;
 - the found networks of the sweeps (each run's ``final/latency.json`` and ``genotype.json``),
@@ -51,9 +52,26 @@ def refit(run: Path, target: str, model: str) -> None:
             f"{pooled['median_ape']:.1%} "
             f"median error over {own['n']} networks -> {'used' if entry['used'] else 'not used'}"
         )
+    lending = fitted.description["lending"]
+    if lending["selection"]:
+        borrowed, pooled = lending["selection"]["borrowed"], lending["selection"]["pooled"]
+        print(
+            f"   lending ({', '.join('<-'.join(p) for p in lending['pairs'])}): borrowed "
+            f"{borrowed['median_ape']:.1%} against pooled {pooled['median_ape']:.1%} median error "
+            f"-> {'used' if lending['used'] else 'not used'}"
+        )
+    else:
+        print("   lending: no two fitting macros of the same cells -> lent")
     held, before = scored[scored["split"].isin(SCORED)], stored[stored["split"].isin(SCORED)]
     print(f"   unseen networks: {within(held['latency_ms'], held['predicted_ms'])}")
     print(f"     as the run stored them: {within(before['latency_ms'], before['predicted_ms'])}")
+    for split in SCORED:
+        now, then = held[held["split"] == split], before[before["split"] == split]
+        if len(now):
+            print(
+                f"     {split}: {within(now['latency_ms'], now['predicted_ms'])}, stored "
+                f"{within(then['latency_ms'], then['predicted_ms'])}"
+            )
     timed = sorted((run / "results" / "search" / target / model).glob("lambda-*/seed-*/final/latency.json"))
     if not timed:
         return

@@ -328,9 +328,57 @@ def test_a_macro_whose_networks_follow_their_own_law_gets_its_own_calibration():
         }
     )
     assert model.own_calibration(held) is None and model.name_at(held) == model.chosen
+    # The search macro's law is its own: its sibling of the same cells (C4-L8-S8) does not share
+    # it, so no calibration is lent to macros without networks.
+    lending = model.description["lending"]
+    assert ["search", "C4-L8-S8"] in lending["pairs"] and not lending["used"]
+    assert lending["selection"]["borrowed"]["median_ape"] > lending["selection"]["pooled"]["median_ape"]
     # Stored with the model and read back; a file of the earlier format, whose own calibrations
     # had no form, is a clear error.
     assert NetworkModel(json.loads(json.dumps(model.description))).affine(search, 1) == (k, m)
+
+
+def test_a_macro_without_networks_borrows_the_calibration_of_the_same_cells_where_siblings_share_it():
+    """Where the cell predictor errs at one set of cell shapes (NAS-Bench-201's at one resolution),
+    every network of those cells shares the error, however many cells it stacks. The fitting macros
+    of the same cells show it (each predicted by its sibling's calibration better than by the pooled
+    model); then a macro with no networks of its own, the held-out one, is priced by the calibration
+    of its nearest sibling in layers."""
+
+    def by_cells(name, cells, parts, n_cells):
+        eight = name in ("final", "C8-L5-S8", "held_out")  # the networks of 8 channels
+        return one_law(name, cells, parts, n_cells) * (0.8 if eight else 1.0)
+
+    predictor = linear_predictor()
+    raw = synthetic_networks(predictor, n_architectures=24, law=by_cells)
+    table, _ = network_dataset(raw, 2.0, True, SPLIT, "t.parquet")
+    model, inputs = fit_network_model(table, predictor, "t.parquet")
+    lending = model.description["lending"]
+    assert lending["used"] and ["C8-L5-S8", "final"] in lending["pairs"]
+    assert (
+        lending["selection"]["borrowed"]["median_ape"] < 0.02 < lending["selection"]["pooled"]["median_ape"]
+    )
+    held = Macro(init_channels=8, layers=6, input_size=8, input_channels=1)
+    entry = model.own_calibration(held)
+    assert entry["name"] == "C8-L5-S8"  # of 5 and 8 layers, 5 is nearer 6
+    assert model.name_at(held) == f"{model.chosen}, calibration of C8-L5-S8 (the same cells)"
+    assert "lent to macros of the same cells" in model.name
+    metrics = network_metrics(score_networks(table, model, inputs), model)
+    assert metrics["by_split"]["held_out"]["model"]["within_10pct"] == 1.0
+    assert metrics["by_split"]["held_out"]["model"]["median_ape"] < 0.02
+    # Without lending, the pooled model (a compromise between both laws) misses the held-out macro.
+    alone = NetworkModel({**model.description, "lending": {"used": False}})
+    assert alone.own_calibration(held) is None
+    unlent = network_metrics(score_networks(table, alone, inputs), alone)
+    assert unlent["by_split"]["held_out"]["model"]["median_ape"] > 0.05
+    # With one fitting macro of each set of cells there is no evidence either way: the cells'
+    # shapes decide, and the held-out macro takes the calibration of `final` (8 channels).
+    one_each = table[~table["network"].isin(["C4-L8-S8", "C8-L5-S8"])].reset_index(drop=True)
+    model, inputs = fit_network_model(one_each, predictor, "t.parquet")
+    assert model.description["lending"] == {"used": True, "pairs": [], "selection": None}
+    assert model.own_calibration(held)["name"] == "final"
+    metrics = network_metrics(score_networks(one_each, model, inputs), model)
+    assert metrics["by_split"]["held_out"]["model"]["median_ape"] < 0.02
 
 
 def test_a_macro_whose_networks_span_a_wide_range_may_get_an_offset_of_its_own(tmp_path):

@@ -87,6 +87,12 @@ def structure(space: Space, macro: Macro) -> dict[str, float]:
     }
 
 
+def same_cells(a: Macro, b: Macro) -> bool:
+    """Whether networks at ``a`` and ``b`` are built of cells of the same shapes, only more or
+    fewer of them: the macros differ in ``layers`` alone."""
+    return dataclasses.replace(a, layers=b.layers) == b
+
+
 def macro_of_row(row) -> Macro:
     return Macro(**{k[6:]: int(row[k]) for k in row.index if k.startswith("macro_")})
 
@@ -138,12 +144,21 @@ class NetworkModel:
     def own_calibration(self, macro: Macro) -> dict | None:
         """The calibration fitted on the networks of ``macro`` alone (its ``form``, ``scale``
         on the pooled prediction or ``affine``, and its ``params``), where the model keeps one
-        for it (`lenna.predictors.composition.fit_macro_calibrations`), else None."""
+        for it (`lenna.predictors.composition.fit_macro_calibrations`); else, where the model
+        lends calibrations (`lenna.predictors.composition.fit_lending`), that of the fitting macro
+        of the same cells (`same_cells`) nearest in layers, with its ``name``; else None."""
+        used = {k: v for k, v in self.description.get("macros", {}).items() if v["used"]}
         fields = dataclasses.asdict(macro)
-        for entry in self.description.get("macros", {}).values():
-            if entry["used"] and entry["macro"] == fields:
-                return entry
-        return None
+        for name, entry in used.items():
+            if entry["macro"] == fields:
+                return {**entry, "name": name}
+        if not self.description.get("lending", {}).get("used"):
+            return None
+        siblings = [(name, e) for name, e in used.items() if same_cells(Macro(**e["macro"]), macro)]
+        if not siblings:
+            return None
+        name, entry = min(siblings, key=lambda s: (abs(s[1]["macro"]["layers"] - macro.layers), s[0]))
+        return {**entry, "name": name}
 
     @property
     def own_macros(self) -> list[str]:
@@ -154,12 +169,19 @@ class NetworkModel:
     def name(self) -> str:
         """The chosen candidate, and the macros calibrated on their own networks."""
         own = self.own_macros
-        return f"{self.chosen} (own calibration at {', '.join(own)})" if own else self.chosen
+        if not own:
+            return self.chosen
+        lent = ", lent to macros of the same cells" if self.description.get("lending", {}).get("used") else ""
+        return f"{self.chosen} (own calibration at {', '.join(own)}{lent})"
 
     def name_at(self, macro: Macro) -> str:
-        """The chosen candidate, and whether ``macro`` has its own calibration."""
-        own = self.own_calibration(macro) is not None
-        return f"{self.chosen}, own calibration at this macro" if own else self.chosen
+        """The chosen candidate, and whether ``macro`` has its own calibration or borrows one."""
+        own = self.own_calibration(macro)
+        if own is None:
+            return self.chosen
+        if own["macro"] == dataclasses.asdict(macro):
+            return f"{self.chosen}, own calibration at this macro"
+        return f"{self.chosen}, calibration of {own['name']} (the same cells)"
 
     def predict(self, cells_ms: float, macro: Macro, batch_size: int) -> float:
         k, m = self.affine(macro, batch_size)
