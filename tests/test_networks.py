@@ -13,7 +13,7 @@ from lenna.datasets import feature_columns
 from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
 from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
-from lenna.search.found import found_items, found_latencies
+from lenna.search.found import anchor_items, found_items, found_latencies
 from lenna.space import lenna_block
 from lenna.space.architectures import architecture_text, published_architectures, random_architecture
 from lenna.space.genotype import DARTS_V2
@@ -498,6 +498,63 @@ def test_the_found_networks_of_a_sweep_are_timed_together_once_per_architecture(
     at = Macro(**macro)
     assert out[0]["predicted_latency_ms"] == pytest.approx(predictor.predict_network(DARTS_V2, at, 1))
     assert out[0]["predicted_cells_ms"] == pytest.approx(predictor.predict_cells(DARTS_V2, at, 1))
+    # Networks the network stage labelled, timed beside the found ones, calibrate the job where
+    # they were timed: the stage's labels over their timings now, not the reference cell.
+    stage = rows.assign(group="random", name=["n0", "n1"], latency_ms=rows["latency_ms"] / 0.8)
+    anchors, labels = anchor_items(stage, at)
+    assert {a.name for a in anchors} == {"anchor:n0", "anchor:n1"} and {a.group for a in anchors} == {
+        "anchor"
+    }
+    timed = measure_networks(
+        items + anchors,
+        target,
+        "cpu",
+        torch.device("cpu"),
+        protocol,
+        Reference(shape, DARTS.ops, DARTS.steps),
+    )
+    # An anchor whose visits disagreed (a busy host) is left out of the job's speed.
+    timed["status"] = ["ok", "ok", "ok", "unstable"]
+    out = found_latencies(items, timed, nominal, predictor, target, "cpu", macro, labels)
+    ratios = timed["latency_ms"].to_numpy()[2:3] / labels[:1]
+    assert out[0]["speed_from"] == "anchors" and out[0]["anchor_speed_factors"] == pytest.approx(
+        ratios, abs=1e-4
+    )
+    assert out[0]["speed_factor"] == pytest.approx(np.median(ratios))
+    assert out[1]["latency_ms"] == pytest.approx(timed["latency_ms"].iloc[1] / np.median(ratios))
+    assert out[0]["reference_speed_factor"] == pytest.approx(timed["reference_ms"].iloc[0] / nominal)
+    assert [o["networks_in_job"] for o in out] == [4, 4]
+    # Without calibration the labels stay as timed.
+    plain = found_latencies(items, timed, None, predictor, target, "cpu", macro, labels)
+    assert plain[1]["latency_ms"] == timed["latency_ms"].iloc[1] and plain[1]["speed_from"] == "none"
     rows.loc[1, ["status", "error"]] = ["failed", "out of memory"]
     with pytest.raises(RuntimeError, match="b/genotype.json: the found network could not be timed: out of"):
         found_latencies(items, rows, nominal, predictor, target, "cpu", macro)
+
+
+def test_the_anchors_are_random_networks_of_the_stage_at_the_final_macro_spread_over_its_range():
+    final = Macro(init_channels=8, layers=8, input_size=8, input_channels=1)
+    other = Macro(init_channels=4, layers=5, input_size=8, input_channels=1)
+    arch = architecture_text(DARTS_V2)
+    rows = [
+        {"name": f"random-{k}", "group": "random", "genotype": arch, "latency_ms": 1.0 + k, "macro": final}
+        for k in range(10)
+    ]
+    rows += [
+        {"name": "random-0", "group": "random", "genotype": arch, "latency_ms": 50.0, "macro": other},
+        {"name": "DARTS_V2", "group": "published", "genotype": arch, "latency_ms": 0.5, "macro": final},
+    ]
+    table = pd.DataFrame(
+        [{**{f"macro_{k}": v for k, v in r.pop("macro").__dict__.items()}, **r} for r in rows]
+    ).sample(frac=1.0, random_state=0)
+    anchors, labels = anchor_items(table, final)
+    assert labels.tolist() == [1.0, 4.0, 7.0, 10.0]  # evenly by rank, the cheapest and slowest among them
+    assert [a.name for a in anchors] == [
+        "anchor:random-0",
+        "anchor:random-3",
+        "anchor:random-6",
+        "anchor:random-9",
+    ]
+    assert all(a.macro == final and architecture_text(a.arch) == arch for a in anchors)
+    assert anchor_items(table, final, n=20)[1].tolist() == [1.0 + k for k in range(10)]
+    assert anchor_items(table, Macro(init_channels=16, layers=8, input_size=8, input_channels=1))[0] == []

@@ -77,6 +77,7 @@ rule measure_final:
         weights="results/predictors/{target}/{model}/weights.npz",
         network="results/predictors/{target}/{model}/network.json",
         cells="results/datasets/{target}/summary.json",
+        networks="results/networks/{target}/networks.parquet",
         code=code_inputs("measure_final.py"),
     output:
         sweep_files("final/latency.json"),
