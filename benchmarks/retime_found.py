@@ -2,9 +2,11 @@
 
 Reads a run directory's found networks (``results/search/{target}/{model}/lambda-*/seed-*/``:
 ``genotype.json`` and the ``final/latency.json`` the run wrote), times them in one job with the
-config's protocol, reference cell and ``networks.span_s`` (`lenna.timing.networks.measure_networks`),
-and prints the job's reference ticks and speed factor (against the run's cell jobs' median
-reference) and, per network, the label the run stored, the new one and the run's prediction. So
+config's protocol, reference cell and ``networks.span_s`` (`lenna.timing.networks.measure_networks`)
+beside the anchors ``measure_final`` times (`lenna.search.found.anchor_items`, from the run's
+network table), and prints the job's reference ticks, its speed factor by the reference (against
+the run's cell jobs' median reference) and by the anchors (`job_speed`), and, per network, the
+label the run stored, the new one and the run's prediction. So
 a change to how network jobs are timed and calibrated can be judged on an earlier run's networks
 and predictions. It times on this machine: run nothing else beside it.
 
@@ -22,7 +24,8 @@ import numpy as np
 import yaml
 
 from lenna.config import reference_shape, target_settings, timing_protocol
-from lenna.search.found import found_items
+from lenna.io import read_parquet
+from lenna.search.found import anchor_items, found_items, job_speed
 from lenna.space.network import Macro
 from lenna.space.spaces import config_space, load_architecture
 from lenna.timing.devices import pin_device
@@ -45,18 +48,32 @@ def main() -> None:
     if not paths:
         raise SystemExit(f"{sweep}: no found networks")
     stored = {p: json.loads((p.parent / "final" / "latency.json").read_text()) for p in paths}
-    items, item_of = found_items({p: load_architecture(p) for p in paths}, Macro(**stored[paths[0]]["macro"]))
+    macro = Macro(**stored[paths[0]]["macro"])
+    items, item_of = found_items({p: load_architecture(p) for p in paths}, macro)
+    table = read_parquet(args.run / "results" / "networks" / args.target / "networks.parquet")
+    anchors, labels = anchor_items(table, macro)
     reference = Reference(reference_shape(config), space.ops, space.steps)
     protocol = timing_protocol(config)
     rows = measure_networks(
-        items, target, "cpu", device, protocol, reference, span_s=config["networks"].get("span_s", 0)
+        items + anchors,
+        target,
+        "cpu",
+        device,
+        protocol,
+        reference,
+        span_s=config["networks"].get("span_s", 0),
     )
     summary = args.run / "results" / "datasets" / args.target / "summary.json"
     nominal = json.loads(summary.read_text())["reference_nominal_ms"]
-    speed = float(rows["reference_ms"].iloc[0]) / nominal
+    speed_of = job_speed(rows, nominal, labels)
+    speed = speed_of["speed_factor"]
     ticks = [round(float(t), 3) for t in rows["reference_ticks_ms"].iloc[0]]
-    print(f"{len(items)} networks; reference {len(ticks)} ticks {ticks}")
-    print(f"speed factor now {speed:.3f} (the run's: {stored[paths[0]]['speed_factor']:.3f})")
+    print(f"{len(items)} networks and {len(anchors)} anchors; reference {len(ticks)} ticks {ticks}")
+    print(
+        f"speed factor now {speed:.3f} by the {speed_of['speed_from']} (reference "
+        f"{speed_of['reference_speed_factor']:.3f}, anchors {speed_of.get('anchor_speed_factors')}; "
+        f"the run's: {stored[paths[0]]['speed_factor']:.3f})"
+    )
     errors = []
     for path in paths:
         then, now = stored[path], float(rows["latency_ms"].iloc[item_of[path]]) / speed
