@@ -46,8 +46,8 @@ from lenna.predictors.network import (
     NetworkModelError,
     affine_terms,
     macro_of_row,
+    nearest_same_cells,
     part_macs,
-    same_cells,
     structure,
 )
 from lenna.space.network import Macro
@@ -373,7 +373,7 @@ def _predict_own(form: str, params: dict, x: pd.DataFrame, pooled: np.ndarray) -
 
 
 def fit_lending(
-    table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray, chosen: str, alpha, macros: dict
+    table: pd.DataFrame, inputs: pd.DataFrame, y: np.ndarray, chosen: str, params: dict, macros: dict
 ) -> dict:
     """Whether a macro without networks of its own (the held-out macro, any a user asks for) takes
     the calibration of the fitting macro of the same cells nearest in layers (`same_cells`).
@@ -391,22 +391,18 @@ def fit_lending(
     calibration of the 32-px fitting macro lent to it (docs/networks.md)."""
     keys = table["network"].to_numpy()
     fitting = table["split"].isin(["train", "val"]).to_numpy()
-    pairs = []
-    for key, entry in macros.items():
-        macro = Macro(**entry["macro"])
-        siblings = [(n, e) for n, e in macros.items() if n != key and same_cells(Macro(**e["macro"]), macro)]
-        if siblings:
-            name, _ = min(siblings, key=lambda s: (abs(s[1]["macro"]["layers"] - macro.layers), s[0]))
-            pairs.append((key, name))
+    nearest = {key: nearest_same_cells(macros, Macro(**entry["macro"])) for key, entry in macros.items()}
+    pairs = [(key, found[0]) for key, found in nearest.items() if found is not None]
     if not pairs:
         return {"used": True, "pairs": [], "selection": None}
+    alpha = params.get("alpha", 0.0)
     borrowed, pooled = [], []
     for key, name in pairs:
         rest, held, lender = fitting & (keys != key), fitting & (keys == key), fitting & (keys == name)
         predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs)
         form = macros[name]["form"]
-        params = _fit_own(form, inputs[lender], y[lender], predicted[lender])
-        borrowed.append(np.abs(_predict_own(form, params, inputs[held], predicted[held]) / y[held] - 1))
+        own = _fit_own(form, inputs[lender], y[lender], predicted[lender])
+        borrowed.append(np.abs(_predict_own(form, own, inputs[held], predicted[held]) / y[held] - 1))
         pooled.append(np.abs(predicted[held] / y[held] - 1))
     selection = {
         "borrowed": _score_errors(np.concatenate(borrowed)),
@@ -451,9 +447,8 @@ def fit_network_model(
         k: candidates[k]["selection"]["median_ape"] for k in CANDIDATES if _increasing(k, candidates[k])
     }
     chosen = next(k for k in errors if errors[k] <= min(errors.values()) + 0.005)
-    alpha = candidates[chosen]["params"].get("alpha", 0.0)
     macros = fit_macro_calibrations(table, inputs, y, chosen, candidates[chosen]["params"])
-    lending = fit_lending(table, inputs, y, chosen, alpha, macros)
+    lending = fit_lending(table, inputs, y, chosen, candidates[chosen]["params"], macros)
     description = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -93,6 +93,20 @@ def same_cells(a: Macro, b: Macro) -> bool:
     return dataclasses.replace(a, layers=b.layers) == b
 
 
+def nearest_same_cells(entries: dict, macro: Macro) -> tuple[str, dict] | None:
+    """Of ``entries`` (macro name -> calibration entry, each with its ``macro`` fields), the one
+    of the same cells as ``macro`` (`same_cells`, ``macro`` itself left out) nearest to it in
+    layers, the first name on a tie; None where there is none."""
+    siblings = [
+        (name, entry)
+        for name, entry in entries.items()
+        if entry["macro"] != dataclasses.asdict(macro) and same_cells(Macro(**entry["macro"]), macro)
+    ]
+    if not siblings:
+        return None
+    return min(siblings, key=lambda s: (abs(s[1]["macro"]["layers"] - macro.layers), s[0]))
+
+
 def macro_of_row(row) -> Macro:
     return Macro(**{k[6:]: int(row[k]) for k in row.index if k.startswith("macro_")})
 
@@ -152,13 +166,16 @@ class NetworkModel:
         for name, entry in used.items():
             if entry["macro"] == fields:
                 return {**entry, "name": name}
-        if not self.description.get("lending", {}).get("used"):
+        nearest = nearest_same_cells(used, macro) if self.lends else None
+        if nearest is None:
             return None
-        siblings = [(name, e) for name, e in used.items() if same_cells(Macro(**e["macro"]), macro)]
-        if not siblings:
-            return None
-        name, entry = min(siblings, key=lambda s: (abs(s[1]["macro"]["layers"] - macro.layers), s[0]))
+        name, entry = nearest
         return {**entry, "name": name}
+
+    @property
+    def lends(self) -> bool:
+        """Whether macros without a calibration of their own borrow one (`own_calibration`)."""
+        return bool(self.description.get("lending", {}).get("used"))
 
     @property
     def own_macros(self) -> list[str]:
@@ -171,7 +188,7 @@ class NetworkModel:
         own = self.own_macros
         if not own:
             return self.chosen
-        lent = ", lent to macros of the same cells" if self.description.get("lending", {}).get("used") else ""
+        lent = ", lent to macros of the same cells" if self.lends else ""
         return f"{self.chosen} (own calibration at {', '.join(own)}{lent})"
 
     def name_at(self, macro: Macro) -> str:
