@@ -33,9 +33,9 @@ from torch.utils import benchmark
 
 from lenna.config import target_settings, timing_protocol
 from lenna.space.specs import sample_specs, sampling_plan
+from lenna.timing.clock import time_passes, timed_round
 from lenna.timing.devices import device_lock, device_name, pin_device
 from lenna.timing.labels import _timed_cell, measure_specs
-from lenna.timing.protocol import time_passes, timed_round
 
 
 def wall_passes(module, inputs, n: int) -> np.ndarray:

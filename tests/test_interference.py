@@ -11,10 +11,10 @@ import pytest
 from lenna.datasets import label_quality_by_job, merge_latency
 from lenna.io import write_parquet
 from lenna.space.specs import sample_specs, sampling_plan
-from lenna.timing.devices import Target, pin_device
+from lenna.timing.devices import pin_device
 from lenna.timing.interference import PROC_STAT, CpuMeter, interference_warnings
 from lenna.timing.labels import expected_minimum, measure_specs, reference_label
-from lenna.timing.protocol import TimingProtocol
+from lenna.timing.protocol import Target, TimingProtocol
 from test_specs import CONFIG
 
 needs_proc = pytest.mark.skipif(not PROC_STAT.exists(), reason="no /proc/stat (not Linux)")

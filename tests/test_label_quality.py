@@ -7,9 +7,9 @@ from sklearn.linear_model import RidgeCV
 
 from lenna.datasets import feature_columns, fit_normaliser, normalise, split_by_spec_id
 from lenna.space.specs import sample_specs, sampling_plan
-from lenna.timing.devices import Target, pin_device
+from lenna.timing.devices import pin_device
 from lenna.timing.labels import measure_specs
-from lenna.timing.protocol import TimingProtocol
+from lenna.timing.protocol import Target, TimingProtocol
 
 WIDE = {
     "search_space": {"op_set": "darts", "steps": 4},

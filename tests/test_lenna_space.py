@@ -12,8 +12,11 @@ import yaml
 from conftest import TINY_LENNA, apply_changes, run_snakemake
 from lenna.config import ConfigError, check_config
 from lenna.space import lenna_block
-from lenna.space.lenna_block import EDGES, OPS, Arch, ArchError, Block, block_shape, make_block_op, op_mask
-from lenna.space.network import Macro, count_parameters
+from lenna.space.build import build_network, gated_cell
+from lenna.space.layers import count_parameters
+from lenna.space.lenna_block import EDGES, OPS, Arch, ArchError, block_shape, op_mask
+from lenna.space.lenna_layers import Block, make_block_op
+from lenna.space.network import Macro
 from lenna.space.spaces import get_space, load_architecture
 from lenna.space.specs import prob_columns, sample_specs, sampling_plan, spec_probs, spec_shape
 from lenna.timing.parts import build_part, cell_parts
@@ -73,12 +76,12 @@ def test_lennas_network_has_the_parameter_count_computed_by_hand():
     reduce = {c: 5 * _conv_bn(c, 2 * c, 3) + 10 * _conv_bn(2 * c, 2 * c, 3) for c in (16, 32)}
     all_conv = stem + 4 * normal[16] + reduce[16] + 3 * normal[32] + reduce[32] + 3 * normal[64] + head
     assert all_conv == 2_802_394
-    net = Arch.parse(f"normal={ALL_CONV} reduce={ALL_CONV}").network(LENNA_MACRO)
+    net = build_network(Arch.parse(f"normal={ALL_CONV} reduce={ALL_CONV}"), LENNA_MACRO)
     assert count_parameters(net) == 2_802_394
     # identities everywhere but the strided edges, which pool and expand with a 1x1 conv and BN
     smallest = stem + sum(5 * _conv_bn(c, 2 * c, 1) for c in (16, 32)) + head
     assert smallest == 14_874
-    net = Arch.parse(f"normal={ALL_IDENTITY} reduce={POOL_THEN_IDENTITY}").network(LENNA_MACRO)
+    net = build_network(Arch.parse(f"normal={ALL_IDENTITY} reduce={POOL_THEN_IDENTITY}"), LENNA_MACRO)
     assert count_parameters(net) == 14_874
     assert net.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
@@ -144,7 +147,7 @@ def test_specs_never_give_the_identity_to_a_strided_edge():
         probs = spec_probs(row, OPS, 5)
         assert np.allclose(probs.sum(axis=1), 1.0)
         assert not (probs[~op_mask(bool(row["reduction"]))] > 0).any()
-        block = get_space("lenna", 5).cell(spec_shape(row), probs)  # every spec builds
+        block = gated_cell(get_space("lenna", 5), spec_shape(row), probs)  # every spec builds
         assert len(block.edges) == 15
 
 

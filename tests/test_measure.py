@@ -11,7 +11,7 @@ from lenna.io import read_parquet, write_parquet
 from lenna.space.cell import sample_gates
 from lenna.space.ops import OP_SETS
 from lenna.space.specs import sample_specs, sampling_plan, spec_probs
-from lenna.timing.devices import Target, device_lock, pin_device
+from lenna.timing.devices import as_input, device_lock, pin_device, place
 from lenna.timing.labels import (
     SpecTiming,
     build_cell,
@@ -20,7 +20,7 @@ from lenna.timing.labels import (
     make_inputs,
     measure_specs,
 )
-from lenna.timing.protocol import TimingProtocol, label_of
+from lenna.timing.protocol import Target, TimingProtocol, label_of
 from test_specs import CONFIG
 
 OPS = OP_SETS["darts"]
@@ -167,12 +167,12 @@ def test_a_channels_last_target_times_cells_and_inputs_in_that_layout_and_record
     specs = sample_specs(sampling_plan(CONFIG), seed=3, start=0, stop=2)
     nhwc = Target("cpu", batch_size=2, threads=1, memory_format="channels_last")
     cell, _ = build_cell(specs.iloc[0], torch.device("cpu"))
-    cell = nhwc.place(cell, torch.device("cpu"))
+    cell = place(nhwc, cell, torch.device("cpu"))
     inputs = make_inputs(cell, nhwc, torch.device("cpu"))
     assert all(x.shape[0] == 2 and x.is_contiguous(memory_format=torch.channels_last) for x in inputs)
     convs = [m for m in cell.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
     assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
-    assert not CPU.input(torch.randn(1, 4, 3, 3), torch.device("cpu")).is_contiguous(
+    assert not as_input(CPU, torch.randn(1, 4, 3, 3), torch.device("cpu")).is_contiguous(
         memory_format=torch.channels_last
     )
     rows = measure_specs(specs, nhwc, "cpu", torch.device("cpu"), FAST)

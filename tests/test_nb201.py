@@ -11,8 +11,11 @@ import yaml
 from conftest import ROOT, TINY_NB201, apply_changes, run_snakemake
 from lenna.config import ConfigError, check_config, complete_search_space
 from lenna.space import nb201
-from lenna.space.nb201 import Arch, ArchError, NB201Cell, public_table
-from lenna.space.network import Macro, count_parameters
+from lenna.space.build import build_cell, build_network
+from lenna.space.layers import count_parameters
+from lenna.space.nb201 import Arch, ArchError, public_table
+from lenna.space.nb201_layers import NB201Cell
+from lenna.space.network import Macro
 from lenna.space.spaces import get_space, load_architecture
 from lenna.space.specs import prob_columns, sample_specs, sampling_plan, spec_probs
 from lenna.timing.parts import cell_parts
@@ -52,12 +55,12 @@ def test_the_benchmark_network_has_the_parameter_count_computed_by_hand():
     # Every nor_conv_3x3 edge adds a ReLU-conv3x3-BN at its stage's channels, 5 cells per stage.
     convs = 6 * 5 * sum(_relu_conv_bn(c, c, 3) for c in (16, 32, 64))
     assert fixed + convs == 1_531_546  # the largest: 1.53 M
-    assert count_parameters(Arch.parse(ALL_NONE).network(BENCHMARK_MACRO)) == 73_306
-    assert count_parameters(Arch.parse(ALL_CONV).network(BENCHMARK_MACRO)) == 1_531_546
+    assert count_parameters(build_network(Arch.parse(ALL_NONE), BENCHMARK_MACRO)) == 73_306
+    assert count_parameters(build_network(Arch.parse(ALL_CONV), BENCHMARK_MACRO)) == 1_531_546
 
 
 def test_the_network_classifies_and_its_cells_follow_the_stages():
-    net = Arch.parse(public_table()["arch"][0]).network(BENCHMARK_MACRO).eval()
+    net = build_network(Arch.parse(public_table()["arch"][0]), BENCHMARK_MACRO).eval()
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     cells = net.cells
     assert len(cells) == 15 and len(net.layers) == 17
@@ -93,7 +96,7 @@ def test_a_string_with_inputs_out_of_order_is_read_and_written_in_the_benchmarks
 
 def test_a_gated_cell_runs_the_ops_of_its_string_and_none_edges_cost_nothing():
     arch = Arch.parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|")
-    cell = arch.cell(nb201.cell_shape(8, 6)).eval()
+    cell = build_cell(arch, nb201.cell_shape(8, 6)).eval()
     assert cell.active_ops() == list(arch.ops)
     assert Arch.from_probs(arch.probs()) == arch
     x = torch.randn(2, 8, 6, 6)
@@ -103,7 +106,7 @@ def test_a_gated_cell_runs_the_ops_of_its_string_and_none_edges_cost_nothing():
         n1 = e[0][0](x)
         expected = e[4][0](n1) + e[5][0](x)
         assert torch.allclose(cell(x), expected)
-    dead = Arch.parse(ALL_NONE).cell(nb201.cell_shape(8, 6))
+    dead = build_cell(Arch.parse(ALL_NONE), nb201.cell_shape(8, 6))
     assert torch.equal(dead(x), torch.zeros_like(x))
 
 
@@ -114,7 +117,7 @@ def test_a_soft_cell_holds_every_probable_op_and_its_gates_switch_among_them():
     cell.set_gates(["nor_conv_3x3"] * 6)
     assert cell(torch.randn(1, 4, 4, 4)).shape == (1, 4, 4, 4)
     with pytest.raises(ValueError, match="not a candidate"):
-        Arch.parse(ALL_NONE).cell(nb201.cell_shape(4, 4)).set_gates(["skip_connect"] * 6)
+        build_cell(Arch.parse(ALL_NONE), nb201.cell_shape(4, 4)).set_gates(["skip_connect"] * 6)
 
 
 def _tiny_config():

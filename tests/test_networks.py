@@ -19,10 +19,10 @@ from lenna.space.architectures import architecture_text, published_architectures
 from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
 from lenna.space.spaces import get_space
-from lenna.timing.devices import Target
 from lenna.timing.labels import SpecTiming, visit_in_rounds
-from lenna.timing.networks import Reference, covered, fit_macros, measure_networks, network_plan
-from lenna.timing.protocol import TimingProtocol
+from lenna.timing.network_plan import covered, fit_macros, network_plan
+from lenna.timing.networks import Reference, measure_networks
+from lenna.timing.protocol import Target, TimingProtocol
 
 DARTS = get_space("darts", 4)
 MACRO = {

@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent(
     """
     import resource, sys
     import torch
-    from lenna.timing.devices import Target, pin_device
+    from lenna.timing.protocol import Target
+    from lenna.timing.devices import pin_device
     from lenna.timing.protocol import TimingProtocol
     from lenna.timing.labels import measure_specs
     from lenna.io import read_parquet, write_parquet

@@ -10,9 +10,9 @@ from lenna.io import DataError, write_parquet
 from lenna.space.cell import sample_gates
 from lenna.space.ops import op_set
 from lenna.space.specs import sample_specs, sampling_plan, spec_probs
-from lenna.timing.devices import Target, pin_device
+from lenna.timing.devices import pin_device
 from lenna.timing.labels import gate_seed, measure_specs, visit_uncertainty
-from lenna.timing.protocol import TimingProtocol
+from lenna.timing.protocol import Target, TimingProtocol
 from test_specs import CONFIG
 
 CPU = Target("cpu", 1, 1)

@@ -17,6 +17,7 @@ from lenna.search.loop import run_search
 from lenna.search.pareto import headline, on_front, pareto_table
 from lenna.search.settings import SearchSettings
 from lenna.search.supernet import SuperNet, alpha_table, derive_cell, derive_genotype
+from lenna.space.build import build_cell
 from lenna.space.cell import edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.network import Macro
@@ -318,7 +319,7 @@ def test_drop_path_acts_in_training_only_and_never_on_identity_edges():
     )
     x = torch.randn(16, 4, 8, 8)
     for arch, dropped in ((skips, False), (convs, True)):
-        cell = arch.cell(cell_shape(4, 8))
+        cell = build_cell(arch, cell_shape(4, 8))
         set_drop_path(cell, 0.5)
         assert cell.drop_prob == 0.5
         cell.eval()

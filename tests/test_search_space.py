@@ -2,25 +2,27 @@ import numpy as np
 import pytest
 import torch
 
-from lenna.space.cell import Cell, CellShape, edge_list
+from lenna.space.build import build_network
+from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import DARTS_V2, Genotype, GenotypeError
-from lenna.space.network import Macro, Network, cell_shapes, count_parameters, reduction_layers
-from lenna.space.ops import NONE, OP_SETS, make_op
+from lenna.space.layers import OPS, Cell, Network, count_parameters, make_op
+from lenna.space.network import Macro, cell_shapes, reduction_layers
+from lenna.space.ops import CELL_OPS, NONE, OP_SETS
 
 DARTS_OPS = OP_SETS["darts"]
 
 
 def test_darts_v2_at_36_channels_20_layers_has_the_reference_parameter_count():
     # The DARTS reference reports 3.3M (3.349342 MB without the auxiliary head) for DARTS_V2.
-    net = DARTS_V2.network(
-        Macro(init_channels=36, layers=20, input_size=32, input_channels=3, num_classes=10)
+    net = build_network(
+        DARTS_V2, Macro(init_channels=36, layers=20, input_size=32, input_channels=3, num_classes=10)
     )
     assert count_parameters(net) == 3_349_342
 
 
 def test_darts_v2_network_classifies_a_batch_at_any_macro_setting():
     for macro in [Macro(8, 5, 8, 1, 10), Macro(16, 8, 32, 3, 100), Macro(6, 3, 12, 3, 2)]:
-        net = DARTS_V2.network(macro).eval()
+        net = build_network(DARTS_V2, macro).eval()
         out = net(torch.randn(2, macro.input_channels, macro.input_size, macro.input_size))
         assert out.shape == (2, macro.num_classes)
 
@@ -84,8 +86,10 @@ def test_a_cell_has_fourteen_edges_in_darts_order():
 
 
 def test_every_op_keeps_channels_and_reduces_with_stride_two():
+    # The op names the torch-free modules know (CELL_OPS) are exactly the ops the layers build.
+    assert set(OPS) == CELL_OPS
     x = torch.randn(2, 8, 8, 8)
-    for op in DARTS_OPS:
+    for op in sorted(CELL_OPS):
         assert make_op(op, 8, 1).eval()(x).shape == (2, 8, 8, 8), op
         assert make_op(op, 8, 2).eval()(x).shape == (2, 8, 4, 4), op
 

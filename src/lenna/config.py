@@ -13,12 +13,11 @@ import re
 
 from lenna.space.cell import CellShape
 from lenna.space.network import Macro, network_macro
-from lenna.space.ops import OP_SETS, OPS
+from lenna.space.ops import CELL_OPS, OP_SETS
 from lenna.space.spaces import DEFAULT_STEPS, FIXED_STEPS, SPACE_OF_OP_SET, SPACES, config_space
 from lenna.space.specs import SAMPLERS
-from lenna.timing.devices import Target
-from lenna.timing.networks import covered, held_out_macro
-from lenna.timing.protocol import TimingProtocol
+from lenna.timing.network_plan import covered, held_out_macro
+from lenna.timing.protocol import Target, TimingProtocol
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 
@@ -72,8 +71,8 @@ def _check_space(space: dict) -> None:
         raise ConfigError(
             f"search_space.op_set: unknown op set {space['op_set']!r}; known: {sorted(OP_SETS)}"
         )
-    # LENNA's ops map C to 2C on strided edges and are built by lenna.space.lenna_block instead.
-    unknown_ops = [op for op in OP_SETS[space["op_set"]] if op not in OPS and space["op_set"] != "lenna"]
+    # LENNA's ops map C to 2C on strided edges and are built by lenna.space.lenna_layers instead.
+    unknown_ops = [op for op in OP_SETS[space["op_set"]] if op not in CELL_OPS and space["op_set"] != "lenna"]
     if unknown_ops:
         raise ConfigError(f"search_space.op_set: op(s) {unknown_ops} have no implementation")
     owner = SPACE_OF_OP_SET.get(space["op_set"], "darts")

@@ -7,7 +7,8 @@ from lenna.jobs import log_to_rule
 from lenna.space.cell import CellShape
 from lenna.space.spaces import config_space
 from lenna.timing.devices import device_lock, timing_job
-from lenna.timing.networks import NETWORK_SCHEMA_VERSION, Reference, measure_networks, network_plan
+from lenna.timing.network_plan import network_plan
+from lenna.timing.networks import NETWORK_SCHEMA_VERSION, Reference, measure_networks
 from lenna.timing.protocol import TimingProtocol
 
 log = log_to_rule(snakemake)

@@ -25,6 +25,7 @@ import torch
 
 from lenna.io import write_json
 from lenna.kit import timer
+from lenna.space.build import build_network
 from lenna.space.nb201 import Arch
 from lenna.timing.public import BENCHMARK_MACRO
 
@@ -41,7 +42,7 @@ def input_shape(batch_size: int) -> list[int]:
 def benchmark_network(arch: str, seed: int) -> torch.nn.Module:
     """The benchmark network of ``arch`` in eval mode, its weights drawn with ``seed``."""
     torch.manual_seed(seed)
-    return Arch.parse(arch).network(BENCHMARK_MACRO).eval()
+    return build_network(Arch.parse(arch), BENCHMARK_MACRO).eval()
 
 
 def export_onnx(net: torch.nn.Module, image: torch.Tensor, path: Path) -> str | None:

@@ -33,6 +33,7 @@ import torch
 from lenna.io import atomic_write, read_description
 from lenna.predictors.network import NetworkModel, NetworkModelError
 from lenna.space import lenna_block, nb201
+from lenna.space.build import alpha_probs
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
@@ -227,7 +228,9 @@ class LatencyPredictor:
             if group:
                 total = (
                     total
-                    + self.latency(self.cell_features(group, space.probs(alpha, reduction), batch_size)).sum()
+                    + self.latency(
+                        self.cell_features(group, alpha_probs(space, alpha, reduction), batch_size)
+                    ).sum()
                 )
         return total
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from lenna.io import atomic_write, read_description
-from lenna.space.architectures import network_parts, random_architecture
+from lenna.space.architectures import random_architecture
+from lenna.space.build import build_network, network_parts
 from lenna.space.network import Macro
 from lenna.space.spaces import Space, get_space
 
@@ -40,7 +41,7 @@ def part_macs(space: Space, macro: Macro) -> dict[str, float]:
     of a network at ``macro`` for one input: convolutions and linear layers, plus one per output
     element of every other layer (normalisation, activation, pooling)."""
     arch = random_architecture(np.random.default_rng(0), space.op_set, space.steps)
-    net = arch.network(macro).eval()
+    net = build_network(arch, macro).eval()
     x = torch.zeros(1, macro.input_channels, macro.input_size, macro.input_size)
     out = {}
     for part, modules in network_parts(net, x).items():

@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from lenna.search.images import ImageData, Split, batches
-from lenna.space import lenna_block
-from lenna.space.cell import GatedCell
+from lenna.space.build import build_network
 from lenna.space.genotype import Genotype
-from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
+from lenna.space.layers import GatedCell
+from lenna.space.lenna_layers import LennaNetwork
+from lenna.space.nb201 import Arch
+from lenna.space.nb201_layers import NB201Network, ResNetBasicBlock
 from lenna.space.network import Macro
 
 
@@ -67,7 +69,7 @@ def auxiliary_tap(net: nn.Module) -> nn.Module:
     last stage)."""
     if isinstance(net, NB201Network):
         return [m for m in net.layers if isinstance(m, ResNetBasicBlock)][-1]
-    if isinstance(net, lenna_block.LennaNetwork):
+    if isinstance(net, LennaNetwork):
         return [m for m in net.cells if m.shape.reduction][-1]
     return net.cells[2 * net.macro.layers // 3]
 
@@ -124,7 +126,7 @@ def train_final(
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = genotype.network(macro).to(device)
+    net = build_network(genotype, macro).to(device)
     params = list(net.parameters())
     aux_loss = None
     if settings.auxiliary_weight > 0:

@@ -20,8 +20,8 @@ from lenna.predictors.model import LatencyPredictor
 from lenna.space.architectures import architecture_text
 from lenna.space.network import Macro
 from lenna.space.spaces import parse_architecture
-from lenna.timing.devices import Target
-from lenna.timing.networks import PARTS, NetworkItem
+from lenna.timing.network_plan import PARTS, NetworkItem
+from lenna.timing.protocol import Target
 
 # Networks of the network stage timed beside the found ones (`anchor_items`).
 ANCHORS = 4

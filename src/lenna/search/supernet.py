@@ -22,11 +22,15 @@ import torch
 from torch import nn
 
 from lenna.space import lenna_block, nb201
+from lenna.space.build import alpha_probs
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
+from lenna.space.layers import FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.lenna_layers import LennaNetwork, make_block_op
 from lenna.space.nb201 import Arch
+from lenna.space.nb201_layers import NB201Network, ResNetBasicBlock
 from lenna.space.network import Macro, cell_shapes
-from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.ops import NONE
 from lenna.space.spaces import Space, get_space
 
 SKIP = "skip_connect"
@@ -143,7 +147,7 @@ class NB201SuperNet(nn.Module):
     def __init__(self, macro: Macro, op_names: Sequence[str], generator: torch.Generator):
         super().__init__()
         self.macro, self.op_names = macro, tuple(op_names)
-        self.body = nb201.NB201Network(macro, lambda shape: NB201SearchCell(shape, op_names))
+        self.body = NB201Network(macro, lambda shape: NB201SearchCell(shape, op_names))
         self.alpha_normal = nn.Parameter(
             1e-3 * torch.randn(len(nb201.EDGES), len(op_names), generator=generator)
         )
@@ -159,7 +163,7 @@ class NB201SuperNet(nn.Module):
         body = self.body
         x = body.stem(x)
         for layer in body.layers:
-            x = layer(x) if isinstance(layer, nb201.ResNetBasicBlock) else layer(x, w)
+            x = layer(x) if isinstance(layer, ResNetBasicBlock) else layer(x, w)
         return body.classifier(body.global_pooling(body.lastact(x)).flatten(1))
 
 
@@ -175,10 +179,7 @@ class LennaSearchBlock(nn.Module):
         self.mixed = nn.ModuleList()
         for edge, allowed in zip(lenna_block.EDGES, self.allowed, strict=True):
             c_in, c_out, stride = lenna_block.edge_channels(shape, edge)
-            ops = [
-                lenna_block.make_block_op(lenna_block.OPS[j], c_in, c_out, stride, affine=False)
-                for j in allowed
-            ]
+            ops = [make_block_op(lenna_block.OPS[j], c_in, c_out, stride, affine=False) for j in allowed]
             self.mixed.append(nn.ModuleList(ops))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -204,7 +205,7 @@ class LennaSuperNet(nn.Module):
     def __init__(self, macro: Macro, op_names: Sequence[str], generator: torch.Generator):
         super().__init__()
         self.macro, self.op_names = macro, tuple(op_names)
-        self.body = lenna_block.LennaNetwork(macro, LennaSearchBlock)
+        self.body = LennaNetwork(macro, LennaSearchBlock)
         shape = (len(lenna_block.EDGES), len(op_names))
         self.alpha_normal = nn.Parameter(1e-3 * torch.randn(*shape, generator=generator))
         self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(*shape, generator=generator))
@@ -217,7 +218,7 @@ class LennaSuperNet(nn.Module):
 
     def probs(self) -> tuple[torch.Tensor, torch.Tensor]:
         space = get_space(self.op_names, self.steps)
-        return space.probs(self.alpha_normal, False), space.probs(self.alpha_reduce, True)
+        return alpha_probs(space, self.alpha_normal, False), alpha_probs(space, self.alpha_reduce, True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_normal, w_reduce = self.probs()
@@ -309,7 +310,7 @@ def alpha_table(net: SuperNet | NB201SuperNet) -> dict:
     space = get_space(net.op_names, net.steps)
     with torch.no_grad():
         for cell, alpha in cells:
-            probs = space.probs(_on_host(alpha), cell == "reduce")
+            probs = alpha_probs(space, _on_host(alpha), cell == "reduce")
             for k in range(probs.shape[0]):
                 for j, op in enumerate(net.op_names):
                     row[f"{cell}_e{k:02d}_{op}"] = float(probs[k, j])

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 
 from lenna.space import genotype as darts_genotypes
 from lenna.space import lenna_block, nb201
 from lenna.space.genotype import Genotype
-from lenna.space.nb201 import Arch, NB201Network, ResNetBasicBlock
+from lenna.space.nb201 import Arch
 from lenna.space.ops import NONE, op_set
 from lenna.space.spaces import Space, get_space
 
@@ -78,35 +77,3 @@ def published_architectures(space: Space) -> dict:
     if space.name == "nb201":
         return {"NB201_BEST_CIFAR10": Arch.parse(nb201.BEST_CIFAR10)}
     return {}
-
-
-class _Head(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.pool, self.classifier = net.global_pooling, net.classifier
-        self.lastact = getattr(net, "lastact", torch.nn.Identity())
-
-    def forward(self, x):
-        return self.classifier(self.pool(self.lastact(x)).flatten(1))
-
-
-def network_parts(net, x: torch.Tensor) -> dict[str, list[tuple[torch.nn.Module, torch.Tensor]]]:
-    """The modules of a network that are not searched cells, each with the input it gets inside
-    the network: the stem, the head (last activation, pooling, classifier) and NAS-Bench-201's
-    residual reduction blocks (empty elsewhere)."""
-    with torch.inference_mode():
-        h = stem_out = net.stem(x)
-        blocks = []
-        if isinstance(net, NB201Network):
-            for layer in net.layers:
-                if isinstance(layer, ResNetBasicBlock):
-                    blocks.append((layer, h))
-                h = layer(h)
-        elif isinstance(net, lenna_block.LennaNetwork):
-            for cell in net.cells:
-                h = cell(h)
-        else:
-            s0 = stem_out
-            for cell in net.cells:
-                s0, h = h, cell(s0, h)
-    return {"stem": [(net.stem, x)], "head": [(_Head(net), h)], "blocks": blocks}

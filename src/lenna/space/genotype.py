@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lenna.space.cell import Cell, CellShape, Edge
-from lenna.space.network import Macro, Network, cell_shapes
-from lenna.space.ops import NONE, OPS
+from lenna.space.cell import CellShape
+from lenna.space.network import Macro, cell_shapes
+from lenna.space.ops import CELL_OPS, NONE
 
 Pairs = tuple[tuple[str, int], ...]
 
@@ -40,8 +40,8 @@ class Genotype:
                 raise GenotypeError(f"{name}: needs two (op, input) pairs per node, got {len(pairs)} pairs")
             for k, (op, inp) in enumerate(pairs):
                 node = k // 2
-                if op not in OPS or op == NONE:
-                    raise GenotypeError(f"{name}[{k}]: unknown op {op!r}; known: {sorted(set(OPS) - {NONE})}")
+                if op not in CELL_OPS or op == NONE:
+                    raise GenotypeError(f"{name}[{k}]: unknown op {op!r}; known: {sorted(CELL_OPS - {NONE})}")
                 if not isinstance(inp, int) or not 0 <= inp < node + 2:
                     raise GenotypeError(f"{name}[{k}]: input {inp!r} is not an earlier state of node {node}")
             concat = getattr(self, f"{name}_concat")
@@ -121,20 +121,9 @@ class Genotype:
             f"reduce={list(self.reduce)}, reduce_concat={list(self.reduce_concat)})"
         )
 
-    # -- networks ---------------------------------------------------------------------------------
-    def cell(self, shape: CellShape, affine: bool = True) -> Cell:
-        """The discrete cell of this genotype at ``shape`` (its reduce cell if shape reduces)."""
-        pairs = self.reduce if shape.reduction else self.normal
-        concat = self.reduce_concat if shape.reduction else self.normal_concat
-        edges = [Edge(k // 2, inp, (op,)) for k, (op, inp) in enumerate(pairs)]
-        return Cell(shape, edges, steps=len(pairs) // 2, concat=concat, affine=affine)
-
+    # -- networks (built by `lenna.space.build`) --------------------------------------------------
     def cell_shapes(self, macro: Macro) -> list[CellShape]:
         return cell_shapes(macro, len(self.normal_concat), len(self.reduce_concat))
-
-    def network(self, macro: Macro) -> Network:
-        """The discrete network of this genotype at the given macro settings."""
-        return Network(macro, self.cell, self.cell_shapes(macro))
 
 
 def _literal(node: ast.expr, field: str):

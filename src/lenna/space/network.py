@@ -2,16 +2,13 @@
 
 `cell_shapes` is the single description of where cells sit in a network; the spec sampler, the
 discrete networks and the search supernet all use it, so a latency predictor trained on sampled
-specs covers exactly the cells those networks contain.
+specs covers exactly the cells those networks contain. The torch module of a network is
+`lenna.space.layers.Network`; this module imports no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
-from torch import nn
 
 from lenna.space.cell import CellShape
 
@@ -55,34 +52,6 @@ def cell_shapes(macro: Macro, normal_multiplier: int = 4, reduce_multiplier: int
             size = -(-size // 2)
         reduction_prev = reduction
     return shapes
-
-
-class Network(nn.Module):
-    """Stem (3x3 conv + BN), cells, global average pooling, linear classifier."""
-
-    def __init__(self, macro: Macro, make_cell: Callable[[CellShape], nn.Module], shapes: list[CellShape]):
-        super().__init__()
-        self.macro = macro
-        c_stem = macro.stem_multiplier * macro.init_channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(macro.input_channels, c_stem, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c_stem),
-        )
-        self.cells = nn.ModuleList(make_cell(shape) for shape in shapes)
-        c_out = self.cells[-1].multiplier * shapes[-1].c
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_out, macro.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.global_pooling(s1).flatten(1))
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of scalar parameters of a module."""
-    return sum(p.numel() for p in module.parameters())
 
 
 def network_macro(macro: dict, name: str) -> dict:

@@ -4,7 +4,8 @@ one place.
 An op set belongs to exactly one space (`SPACE_OF_OP_SET`), so a spec table, a dataset or a
 predictor that names its op set and node count (``steps``) names its space too; `get_space`
 turns either into a `Space`. The stages ask the space for the cell's edges, the cell shapes of a
-network, the gated cell that is timed, and the cell's parts for the lookup-table baseline.
+network and the ops each edge may hold; `lenna.space.build` builds its torch modules (the gated
+cell that is timed, the probabilities of the search's alphas). This module imports no torch.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lenna.space import lenna_block, nb201
-from lenna.space.cell import Cell, CellShape, GatedCell, edge_list
+from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype, GenotypeError
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import OP_SETS, op_set
@@ -70,21 +70,6 @@ class Space:
         if self.name == "lenna":
             return lenna_block.op_mask(shape.reduction)
         return np.ones((self.n_edges, len(self.ops)), dtype=bool)
-
-    def probs(self, alpha: torch.Tensor, reduction: bool = False) -> torch.Tensor:
-        """softmax(alpha) per edge over the ops the edge of a normal / reduction cell may hold
-        (`op_mask`; the others get probability 0), differentiable in ``alpha``."""
-        if self.name == "lenna":
-            return lenna_block.masked_softmax(alpha, reduction)
-        return torch.softmax(alpha, dim=-1)
-
-    def cell(self, shape: CellShape, probs: np.ndarray, affine: bool = True) -> GatedCell:
-        """The gated cell at ``shape`` holding every op of non-zero probability on each edge."""
-        if self.name == "nb201":
-            return nb201.NB201Cell.from_probabilities(shape, self.ops, probs, affine=affine)
-        if self.name == "lenna":
-            return lenna_block.Block.from_probabilities(shape, self.ops, probs, affine=affine)
-        return Cell.from_probabilities(shape, self.ops, probs, self.steps, affine=affine)
 
 
 def get_space(op_set_or_ops: str | Sequence[str], steps: int) -> Space:

@@ -1,5 +1,6 @@
-"""Devices a target times on: its measuring settings (`Target`), pinning a job to its device and
-an exclusive per-host lock so that no two timing jobs share a device."""
+"""Devices a target times on: modules and inputs placed as its settings say (`place`, `as_input`;
+the settings are `lenna.timing.protocol.Target`), pinning a job to its device and an exclusive
+per-host lock so that no two timing jobs share a device."""
 
 from __future__ import annotations
 
@@ -8,42 +9,31 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from lenna.timing.hardware import cpu_model
+from lenna.timing.protocol import Target
 
 
-@dataclass(frozen=True)
-class Target:
-    """The measuring settings of one hardware target."""
-
-    name: str
-    batch_size: int
-    threads: int
-    dtype: str = "float32"
-    # "channels_last" times modules and inputs in NHWC memory layout (PyTorch's default is NCHW).
-    memory_format: str = "contiguous"
-
-    @property
-    def torch_memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.memory_format == "channels_last" else torch.contiguous_format
-
-    def place(self, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """``module`` in eval mode on ``device`` in the target's dtype and memory format."""
-        return module.to(
-            device=device, dtype=getattr(torch, self.dtype), memory_format=self.torch_memory_format
-        ).eval()
-
-    def input(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """An input tensor on ``device`` in the target's dtype and memory format (4-d tensors)."""
-        x = x.to(device=device, dtype=getattr(torch, self.dtype))
-        return x.contiguous(memory_format=self.torch_memory_format) if x.dim() == 4 else x
+def place(target: Target, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` in eval mode on ``device`` in the target's dtype and memory format."""
+    return module.to(
+        device=device, dtype=getattr(torch, target.dtype), memory_format=memory_format(target)
+    ).eval()
 
 
-# -- devices -------------------------------------------------------------------------------------
+def as_input(target: Target, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """An input tensor on ``device`` in the target's dtype and memory format (4-d tensors)."""
+    x = x.to(device=device, dtype=getattr(torch, target.dtype))
+    return x.contiguous(memory_format=memory_format(target)) if x.dim() == 4 else x
+
+
+def memory_format(target: Target) -> torch.memory_format:
+    return torch.channels_last if target.memory_format == "channels_last" else torch.contiguous_format
+
+
 def pin_device(device: str, threads: int, env: dict | None = None) -> torch.device:
     """Prepare this process to time on ``device`` (``"cpu"`` or ``"cuda:N"``); call before torch work.
 

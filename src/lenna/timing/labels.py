@@ -32,14 +32,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.space.cell import CellShape, GatedCell, sample_gates
+from lenna.space.build import gated_cell
+from lenna.space.cell import CellShape, sample_gates
+from lenna.space.layers import GatedCell
 from lenna.space.ops import NONE, op_set
 from lenna.space.spaces import get_space
 from lenna.space.specs import spec_probs, spec_shape
-from lenna.timing.devices import Target, device_name
+from lenna.timing.clock import time_passes, timed_round
+from lenna.timing.devices import as_input, device_name, place
 from lenna.timing.hardware import gpu_driver
 from lenna.timing.interference import CpuMeter
-from lenna.timing.protocol import TimingProtocol, label_of, rel_iqr, time_passes, timed_round
+from lenna.timing.protocol import Target, TimingProtocol, label_of, rel_iqr
 
 LATENCY_SCHEMA_VERSION = 1
 
@@ -177,7 +180,7 @@ def build_cell(row, device: torch.device) -> tuple[GatedCell, np.ndarray]:
     """The timed cell of a spec row (eval mode, on ``device``) and its stored probabilities."""
     space = get_space(row["op_set"], int(row["steps"]))
     probs = spec_probs(row, space.ops, space.steps)
-    cell = space.cell(spec_shape(row), probs)
+    cell = gated_cell(space, spec_shape(row), probs)
     return cell.to(device).eval(), probs
 
 
@@ -185,7 +188,7 @@ def make_inputs(cell: GatedCell, target: Target, device: torch.device):
     """Seeded random inputs of the cell at the target's batch size, dtype and memory format."""
     generator = torch.Generator().manual_seed(0)
     return tuple(
-        target.input(torch.randn(target.batch_size, *size, generator=generator), device)
+        as_input(target, torch.randn(target.batch_size, *size, generator=generator), device)
         for size in cell.input_sizes()
     )
 
@@ -214,7 +217,7 @@ def _out_of_memory_as_failure(device: torch.device):
 
 def _timed_cell(row, target: Target, device: torch.device):
     cell, probs = build_cell(row, device)
-    cell = target.place(cell, device)
+    cell = place(target, cell, device)
     return cell, probs, make_inputs(cell, target, device)
 
 
@@ -262,7 +265,7 @@ def reference_cell(shape: CellShape, op_names, steps: int) -> GatedCell:
     for k in range(len(probs)):
         live = [i for i, op in enumerate(op_names) if op != NONE and mask[k, i]]
         probs[k, live[k % len(live)]] = 1.0
-    return space.cell(shape, probs)
+    return gated_cell(space, shape, probs)
 
 
 def expected_minimum(values, k: int) -> float:
@@ -293,7 +296,7 @@ class _ReferenceClock:
     machine speed."""
 
     def __init__(self, shape: CellShape, op_names, steps, target: Target, device, protocol):
-        self.cell = target.place(reference_cell(shape, op_names, steps), device)
+        self.cell = place(target, reference_cell(shape, op_names, steps), device)
         self.inputs = make_inputs(self.cell, target, device)
         self.protocol = protocol
         self.runs: list[np.ndarray] = []

@@ -2,19 +2,15 @@
 
 A network stage times whole networks of the space, each at several macro settings, so that a
 network-level model (`lenna.predictors.composition`) can learn what a network spends beyond the
-sum of its cells. `network_plan` lists them: random architectures at every macro setting of the
-config's ranges (the search and final networks among them) and at an optional held-out macro
-used only for scoring, plus the published architectures of the space at the search and final
-macros. `label_networks` times them as the cells are timed (`lenna.timing.labels`): visits in
-rounds spread over the job, the job's reference cell, re-timing of networks whose visits
-disagree. Each visit also times the parts of the network that are not searched cells (the stem,
-the head and, in NAS-Bench-201, the residual reduction blocks), so that the network model can
-predict them without a device.
+sum of its cells. `lenna.timing.network_plan` lists them; `label_networks` times them as the
+cells are timed (`lenna.timing.labels`): visits in rounds spread over the job, the job's
+reference cell, re-timing of networks whose visits disagree. Each visit also times the parts of
+the network that are not searched cells (the stem, the head and, in NAS-Bench-201, the residual
+reduction blocks), so that the network model can predict them without a device.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -22,15 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lenna.space.architectures import (
-    architecture_text,
-    network_parts,
-    published_architectures,
-    random_architecture,
-)
-from lenna.space.network import Macro, network_macro
-from lenna.space.spaces import Space
-from lenna.timing.devices import Target
+from lenna.space.architectures import architecture_text
+from lenna.space.build import build_network, network_parts
+from lenna.timing.clock import timed_round
+from lenna.timing.devices import as_input, place
 from lenna.timing.labels import (
     SpecTiming,
     _out_of_memory_as_failure,
@@ -40,91 +31,10 @@ from lenna.timing.labels import (
     quiet_job,
     visit_in_rounds,
 )
-from lenna.timing.protocol import TimingProtocol, label_of, timed_round
+from lenna.timing.network_plan import PARTS, NetworkItem
+from lenna.timing.protocol import Target, TimingProtocol, label_of
 
 NETWORK_SCHEMA_VERSION = 2
-
-# The parts of a network outside its searched cells, timed at every visit.
-PARTS = ("stem", "head", "blocks")
-
-
-# -- which networks --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NetworkItem:
-    """One network to time: an architecture at a macro. ``group`` says what it is for:
-    ``random`` (fitting and scoring by its split), ``held_out`` (a random architecture at the
-    macro no model is fitted on) or ``published``."""
-
-    name: str
-    arch: object
-    macro_name: str
-    macro: Macro
-    group: str
-
-
-def macro_name(macro: Macro, config_macro: dict) -> str:
-    """``search`` / ``final`` for the config's networks, else ``C{channels}-L{layers}-S{pixels}``."""
-    for name in ("search", "final"):
-        if all(config_macro[name][k] == getattr(macro, k) for k in ("init_channels", "layers", "input_size")):
-            return name
-    return f"C{macro.init_channels}-L{macro.layers}-S{macro.input_size}"
-
-
-def _macro(config_macro: dict, init_channels: int, layers: int, input_size: int) -> Macro:
-    common = {k: config_macro[k] for k in ("input_channels", "num_classes", "stem_multiplier")}
-    return Macro(init_channels=init_channels, layers=layers, input_size=input_size, **common)
-
-
-def held_out_macro(config_macro: dict, held_out: dict) -> Macro:
-    """The `Macro` of the config's ``networks.held_out_macro``."""
-    return _macro(config_macro, held_out["init_channels"], held_out["layers"], held_out["input_size"])
-
-
-def fit_macros(config_macro: dict) -> list[Macro]:
-    """Every macro setting of the config's ranges (channels x cells x pixels): the networks the
-    network model is fitted on, the search and final networks among them."""
-    return [
-        _macro(config_macro, c, n, s)
-        for c, n, s in itertools.product(
-            config_macro["init_channels"], config_macro["layers"], config_macro["input_size"]
-        )
-    ]
-
-
-def covered(space: Space, macro: Macro, config_macro: dict) -> bool:
-    """Whether every cell of a network at ``macro`` has a shape the spec sampling covers (the
-    shapes of the networks of the config's ranges), so that the cell predictors hold there."""
-    shapes = {s for m in fit_macros(config_macro) for s in space.cell_shapes(m)}
-    return set(space.cell_shapes(macro)) <= shapes
-
-
-def network_plan(space: Space, config_macro: dict, settings: dict) -> list[NetworkItem]:
-    """The networks of the network stage (config section ``networks``): ``n_architectures``
-    random architectures (seeded by ``seed``, their ops drawn as ``op_concentration`` says: see
-    `random_architecture`) at every `fit_macros` setting and at ``held_out_macro`` (optional),
-    and the `published_architectures` at the search and final macros."""
-    rng = np.random.default_rng(settings["seed"])
-    concentration = settings.get("op_concentration")
-    archs = [
-        random_architecture(rng, space.op_set, space.steps, concentration)
-        for _ in range(settings["n_architectures"])
-    ]
-    macros = [(macro_name(m, config_macro), m, "random") for m in fit_macros(config_macro)]
-    held_out = settings.get("held_out_macro")
-    if held_out:
-        macros.append(("held_out", held_out_macro(config_macro, held_out), "held_out"))
-    items = [
-        NetworkItem(f"random-{k}", arch, name, macro, group)
-        for name, macro, group in macros
-        for k, arch in enumerate(archs)
-    ]
-    named = {Macro(**network_macro(config_macro, name)): name for name in ("final", "search")}
-    for macro, name in named.items():  # each macro once where search and final are one network
-        items += [
-            NetworkItem(title, arch, name, macro, "published")
-            for title, arch in published_architectures(space).items()
-        ]
-    return items
 
 
 # -- the parts of a network ------------------------------------------------------------------------
@@ -149,9 +59,9 @@ class _Built:
     """A network on the device with its input and parts, built once per job."""
 
     def __init__(self, item: NetworkItem, target: Target, device: torch.device, seed: int):
-        self.net = target.place(item.arch.network(item.macro), device)
+        self.net = place(target, build_network(item.arch, item.macro), device)
         size = (target.batch_size, item.macro.input_channels, item.macro.input_size, item.macro.input_size)
-        self.x = target.input(torch.randn(*size, generator=torch.Generator().manual_seed(seed)), device)
+        self.x = as_input(target, torch.randn(*size, generator=torch.Generator().manual_seed(seed)), device)
         self.parts = network_parts(self.net, self.x)
 
 

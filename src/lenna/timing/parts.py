@@ -14,10 +14,13 @@ import torch
 
 from lenna.space import lenna_block
 from lenna.space.cell import CellShape, edge_list
-from lenna.space.ops import NONE, FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.layers import FactorizedReduce, ReLUConvBN, make_op
+from lenna.space.lenna_layers import make_block_op
+from lenna.space.ops import NONE
 from lenna.space.spaces import get_space
-from lenna.timing.devices import Target
-from lenna.timing.protocol import TimingProtocol, timed_ms
+from lenna.timing.clock import timed_ms
+from lenna.timing.devices import as_input, place
+from lenna.timing.protocol import Target, TimingProtocol
 
 # A part of a cell, timed or counted alone: (op, c_in, c_out, height, stride). Preprocessing
 # parts are named "preprocess" (1x1 ReLU-conv-BN) and "factorized_reduce".
@@ -66,7 +69,7 @@ def build_part(part: Part) -> torch.nn.Module:
     if op == "factorized_reduce":
         return FactorizedReduce(c_in, c_out)
     if op in lenna_block.OPS:
-        return lenna_block.make_block_op(op, c_in, c_out, stride)
+        return make_block_op(op, c_in, c_out, stride)
     return make_op(op, c_in, stride)
 
 
@@ -85,7 +88,7 @@ def measure_lut(
     """Each part timed alone (`label_of` its rounds x repeats passes) at the target's batch size."""
     rows = []
     for part in parts:
-        module = target.place(build_part(part), device)
-        x = target.input(torch.randn(target.batch_size, part[1], part[3], part[3]), device)
+        module = place(target, build_part(part), device)
+        x = as_input(target, torch.randn(target.batch_size, part[1], part[3], part[3]), device)
         rows.append([*part, target.batch_size, timed_ms(module, (x,), protocol)])
     return pd.DataFrame(rows, columns=LUT_COLUMNS)

@@ -1,18 +1,29 @@
-"""The timing protocol: how passes of a module are timed and summarised.
+"""The timing protocol and a target's measuring settings: how passes of a module are timed and
+summarised.
 
 Threads are fixed before any torch work (`lenna.timing.devices.pin_device`); every round has
 untimed warm-up passes, then timed passes, each timed alone with ``perf_counter_ns`` on a CPU or
-CUDA events on a GPU. A label is a low quantile of the raw replicates (`label_of`), with their
-dispersion.
+CUDA events on a GPU (`lenna.timing.clock`). A label is a low quantile of the raw replicates
+(`label_of`), with their dispersion. This module imports no torch.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+
+@dataclass(frozen=True)
+class Target:
+    """The measuring settings of one hardware target."""
+
+    name: str
+    batch_size: int
+    threads: int
+    dtype: str = "float32"
+    # "channels_last" times modules and inputs in NHWC memory layout (PyTorch's default is NCHW).
+    memory_format: str = "contiguous"
 
 
 @dataclass(frozen=True)
@@ -40,47 +51,9 @@ class TimingProtocol:
 
 
 # -- timing ----------------------------------------------------------------------------------------
-def time_passes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], n: int) -> np.ndarray:
-    """Wall time (ms) of ``n`` forward passes ``module(*inputs)``, one value per pass."""
-    device = inputs[0].device
-    if device.type == "cuda":
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
-        ]
-        torch.cuda.synchronize(device)
-        for start, end in events:
-            start.record()
-            module(*inputs)
-            end.record()
-        torch.cuda.synchronize(device)
-        return np.array([start.elapsed_time(end) for start, end in events])
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        module(*inputs)
-        out[i] = (time.perf_counter_ns() - t0) / 1e6
-    return out
-
-
-def timed_round(
-    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol
-) -> np.ndarray:
-    """One round: ``warmup`` untimed passes, then ``repeats`` timed passes (ms)."""
-    time_passes(module, inputs, protocol.warmup)
-    return time_passes(module, inputs, protocol.repeats)
-
-
 def label_of(runs: np.ndarray, protocol: TimingProtocol) -> float:
     """The latency (ms) that timed passes ``runs`` stand for: their ``protocol.label_quantile``."""
     return float(np.quantile(runs, protocol.label_quantile))
-
-
-def timed_ms(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], protocol: TimingProtocol) -> float:
-    """`label_of` ``rounds`` rounds back to back (ms): a module timed alone (op, network)."""
-    with torch.inference_mode():
-        return label_of(
-            np.concatenate([timed_round(module, inputs, protocol) for _ in range(protocol.rounds)]), protocol
-        )
 
 
 def rel_iqr(values: np.ndarray) -> float:

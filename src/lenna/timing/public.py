@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lenna.space.build import build_network
 from lenna.space.nb201 import Arch
 from lenna.space.network import Macro
 from lenna.tables import KEY_COLUMNS, PUBLIC_CPUS, device_columns
-from lenna.timing.devices import Target
-from lenna.timing.protocol import timed_ms
+from lenna.timing.clock import timed_ms
+from lenna.timing.devices import as_input, place
+from lenna.timing.protocol import Target
 
 # The benchmark's network: C=16, N=5 cells per stage, 32x32 RGB images, 10 classes (CIFAR-10).
 BENCHMARK_MACRO = Macro(
@@ -48,7 +50,7 @@ def measure_public(
     target's dtype and memory format, `timed_ms`): one row per (index, batch_size)."""
     rows = []
     for k, (index, text) in enumerate(zip(archs["index"], archs["arch"], strict=True)):
-        net = target.place(Arch.parse(text).network(BENCHMARK_MACRO), device)
+        net = place(target, build_network(Arch.parse(text), BENCHMARK_MACRO), device)
         for batch in batch_sizes:
             size = (
                 batch,
@@ -56,7 +58,8 @@ def measure_public(
                 BENCHMARK_MACRO.input_size,
                 BENCHMARK_MACRO.input_size,
             )
-            x = target.input(torch.randn(*size, generator=torch.Generator().manual_seed(int(index))), device)
+            noise = torch.randn(*size, generator=torch.Generator().manual_seed(int(index)))
+            x = as_input(target, noise, device)
             rows.append(
                 {
                     "index": int(index),
