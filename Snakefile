@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/specs.smk"
+include: "workflow/rules/adaptive.smk"
 include: "workflow/rules/latency.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/predictors.smk"
@@ -31,6 +32,7 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     sample_specs,
+    sample_pool,
     merge_latency,
     import_latency,
     split_normalise,

@@ -28,7 +28,7 @@ CONDA_NAMES = {"torch": "pytorch", "sklearn": "scikit-learn", "yaml": "pyyaml"}
 def rule_blocks() -> dict[str, str]:
     rules = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        rules.update(re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M))
+        rules.update(re.findall(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M))
     return rules
 
 
@@ -40,14 +40,17 @@ def rule_script(body: str) -> str | None:
 @pytest.fixture(scope="module")
 def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
     """Rule -> the union of its jobs' inputs, from a dry run of every job of the tiny config with
-    an external target (a dry run reads no table: an empty file stands in for one), and of the
-    tiny NAS-Bench-201 config (its public-device check), the latter also with a device table, its
+    an external target (a dry run reads no table: an empty file stands in for one) and adaptive
+    sampling (its first round asked for by name: a dry run cannot see past its checkpoint), and of
+    the tiny NAS-Bench-201 config (its public-device check), the latter also with a device table, its
     few-shot target searched, its leave-one-device-out evaluation (with a family split) and a
     measurement kit."""
     workdir = tmp_path_factory.mktemp("dry")
     (workdir / "phone.csv").touch()
     config = write_config(
-        workdir / "c.yaml", external_targets={"phone": {"table": str(workdir / "phone.csv")}}
+        workdir / "c.yaml",
+        external_targets={"phone": {"table": str(workdir / "phone.csv")}},
+        **{"sampling.adaptive": {"rounds": 1, "batch": 4, "pool": 20}},
     )
     tables = apply_changes(
         yaml.safe_load(TINY_NB201.read_text()),
@@ -62,9 +65,12 @@ def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
     )
     (workdir / "tables.yaml").write_text(yaml.safe_dump(tables))
     inputs: dict[str, set[str]] = {}
-    for configfile in (config, TINY_NB201, workdir / "tables.yaml"):
-        proc = run_snakemake(workdir, "--dry-run", "--forceall", configfile=configfile)
-        for rule, listed in re.findall(r"^(?:local)?rule (\w+):\n\s+input: ([^\n]*)", proc.stdout, re.M):
+    first_round = ("all", "results/latency/cpu/round-1.parquet")
+    for configfile, targets in ((config, first_round), (TINY_NB201, ()), (workdir / "tables.yaml", ())):
+        proc = run_snakemake(workdir, "--dry-run", "--forceall", *targets, configfile=configfile)
+        for rule, listed in re.findall(
+            r"^(?:local)?(?:rule|checkpoint) (\w+):\n\s+input: ([^\n]*)", proc.stdout, re.M
+        ):
             inputs.setdefault(rule, set()).update(s.strip() for s in listed.split(","))
     return inputs
 

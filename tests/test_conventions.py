@@ -37,7 +37,9 @@ def test_python_is_ruff_clean_and_formatted():
 
 def test_every_rule_but_all_has_a_log_and_a_conda_env():
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
+        for name, body in re.findall(
+            r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M
+        ):
             assert "log:" in body, f"{smk.name}: rule {name} has no log"
             assert "conda:" in body, f"{smk.name}: rule {name} has no conda env"
 
@@ -45,6 +47,8 @@ def test_every_rule_but_all_has_a_log_and_a_conda_env():
 # Rules that take minutes at scale: timing, predictor training with many epochs, the search.
 HEAVY = {
     "measure_latency",
+    "measure_round",
+    "choose_specs",
     "measure_lut",
     "measure_networks",
     "measure_final",
@@ -60,7 +64,7 @@ def test_every_heavy_rule_has_a_benchmark_or_is_cacheable_and_records_its_run_ti
     record their run time in their output or log instead (checked where the script says so)."""
     rules = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        rules.update(re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M))
+        rules.update(re.findall(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M))
     assert HEAVY <= rules.keys()
     for name in HEAVY:
         body = rules[name]

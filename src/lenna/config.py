@@ -60,6 +60,7 @@ def check_config(config: dict) -> None:
     split = config["datasets"]["split"]
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
         raise ConfigError(f"datasets.split: shares {split} sum to {sum(split.values())}, not 1")
+    _check_adaptive(config)
     check_search(config)
     _check_networks(config)
 
@@ -129,6 +130,25 @@ def _check_sampling(sampling: dict) -> None:
     lo, hi = sampling["soft_concentration"]
     if not lo < hi:
         raise ConfigError(f"sampling.soft_concentration: {[lo, hi]} is not an increasing [low, high] pair")
+
+
+def _check_adaptive(config: dict) -> None:
+    """``sampling.adaptive``: a batch the pool can give (its training-split share), a measured
+    target to time it on, and an MLP to choose with."""
+    adaptive = config["sampling"].get("adaptive")
+    if not adaptive:
+        return
+    train = config["datasets"]["split"].get("train", 0.0)
+    if adaptive["batch"] > adaptive["pool"] * train:
+        raise ConfigError(
+            f"sampling.adaptive.batch: {adaptive['batch']} specs per round, but the pool of "
+            f"{adaptive['pool']} gives about {adaptive['pool'] * train:.0f} candidates (its training "
+            "split): raise sampling.adaptive.pool"
+        )
+    if not config["targets"]:
+        raise ConfigError("sampling.adaptive: no measured target (targets) to time the chosen specs on")
+    if "mlp" not in config["predictors"]:
+        raise ConfigError("sampling.adaptive: the rounds choose with the MLP; predictors.mlp is missing")
 
 
 def _check_targets(config: dict) -> None:

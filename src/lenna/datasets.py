@@ -332,6 +332,11 @@ def split_of(spec_id: str, fractions: dict[str, float]) -> str:
     return SPLITS[-1]
 
 
+def in_split(table: pd.DataFrame, fractions: dict[str, float], name: str) -> pd.DataFrame:
+    """The rows of ``table`` whose spec falls in split ``name`` (`split_of`)."""
+    return table[table["spec_id"].map(lambda s: split_of(s, fractions)) == name].reset_index(drop=True)
+
+
 def split_by_spec_id(table: pd.DataFrame, fractions: dict[str, float]) -> dict[str, pd.DataFrame]:
     labels = table["spec_id"].map(lambda s: split_of(s, fractions))
     return {

@@ -69,11 +69,15 @@ TRANSFER_FAMILIES = (
     config["transfer"].get("families", []) if "transfer" in config else []
 )
 SHARDS = range(cfg.n_shards(config))
+# Adaptive sampling (`sampling.adaptive`): the targets whose later specs it chooses.
+ADAPTIVE = config["sampling"].get("adaptive")
+ADAPTIVE_TARGETS = MEASURED if ADAPTIVE else []
 
 
 wildcard_constraints:
     target="|".join(TARGETS),
     shard=r"\d+",
+    round=r"\d+",
     model="|".join([*config["predictors"]["models"], FEW_SHOT]),
     lam="|".join(re.escape(cfg.lambda_label(v)) for v in config["search"]["lambdas"]),
     seed=r"\d+",
@@ -199,6 +203,64 @@ def device_resources():
         "gpu_model": cluster_gpu_model,
         "slurm_extra": cluster_exclusive,
     }
+
+
+def sampler_params():
+    """What decides a spec of the stream (not how many are drawn, nor which are timed later)."""
+    return {
+        k: v for k, v in config["sampling"].items() if k not in ("n_specs", "adaptive")
+    }
+
+
+def pool_params():
+    """The stream indices of adaptive sampling's candidates: the ``pool`` specs after the random ones."""
+    if not ADAPTIVE:
+        return {}
+    n = config["sampling"]["n_specs"]
+    return {
+        "seed": config["sampling"]["seed"],
+        "start": n,
+        "stop": n + ADAPTIVE["pool"],
+    }
+
+
+def timed_rounds(target, before=None):
+    """The adaptive rounds whose specs ``target`` times: every round up to the first whose
+    checkpoint (`choose_specs`) decided to stop; with ``before``, the rounds before that one
+    (each was timed, or round ``before`` would not have been asked for)."""
+    if before is not None:
+        return list(range(1, before))
+    if target not in ADAPTIVE_TARGETS:
+        return []
+    rounds = []
+    for r in range(1, ADAPTIVE["rounds"] + 1):
+        decision = checkpoints.choose_specs.get(target=target, round=r).output.decision
+        if json.loads(Path(decision).read_text())["stop"]:
+            break
+        rounds.append(r)
+    return rounds
+
+
+def round_decisions(target):
+    """The decisions of every round ``target`` visited: the timed ones and the one that stopped."""
+    rounds = timed_rounds(target)
+    visited = rounds + [len(rounds) + 1] if target in ADAPTIVE_TARGETS else []
+    visited = [r for r in visited if r <= ADAPTIVE["rounds"]] if ADAPTIVE else []
+    return [f"results/adaptive/{target}/round-{r}.json" for r in visited]
+
+
+def round_specs(target, before=None):
+    return [
+        f"results/specs/{target}/round-{r}.parquet"
+        for r in timed_rounds(target, before)
+    ]
+
+
+def round_latency(target, before=None):
+    return [
+        f"results/latency/{target}/round-{r}.parquet"
+        for r in timed_rounds(target, before)
+    ]
 
 
 def spec_shards(wildcards=None):

@@ -1,7 +1,9 @@
 rule merge_latency:
     input:
-        specs=spec_shards,
-        latency=latency_shards,
+        specs=lambda wildcards: spec_shards() + round_specs(wildcards.target),
+        latency=lambda wildcards: latency_shards(wildcards)
+        + round_latency(wildcards.target),
+        rounds=lambda wildcards: round_decisions(wildcards.target),
         code=code_inputs("merge_latency.py"),
     output:
         table="results/datasets/{target}/latency.parquet",

@@ -4,7 +4,8 @@
 rule data_figures:
     input:
         table="results/datasets/{target}/latency.parquet",
-        shards=latency_shards,
+        shards=lambda wildcards: latency_shards(wildcards)
+        + round_latency(wildcards.target),
         code=code_inputs("data_figures.py"),
     output:
         distribution=report(

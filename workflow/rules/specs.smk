@@ -11,6 +11,6 @@ rule sample_specs:
         shard=spec_shard_params,
         search_space=config["search_space"],
         macro=macro_ranges(),
-        sampling={k: v for k, v in config["sampling"].items() if k != "n_specs"},
+        sampling=sampler_params(),
     script:
         "../scripts/sample_specs.py"

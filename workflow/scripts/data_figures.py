@@ -1,6 +1,6 @@
 """Snakemake adapter: label distribution, dispersion, convergence and throughput of a target."""
 
-import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -21,7 +21,7 @@ for shard in snakemake.input.shards:
     ok = labels[labels["status"] == "ok"]["label_kind"].value_counts()
     rows.append(
         {
-            "shard": int(re.search(r"shard-(\d+)", shard).group(1)),
+            "job": Path(shard).stem,  # shard-N, or round-N of adaptive sampling
             "discrete": int(ok.get("discrete", 0)),
             "expected": int(ok.get("expected", 0)),
             "seconds": float(read_metadata(shard)["elapsed_s"]),

@@ -1,5 +1,8 @@
 """Snakemake adapter: merge a target's latency shards with their specs."""
 
+import json
+from pathlib import Path
+
 from lenna.datasets import describe_label_quality, merge_latency
 from lenna.io import write_json, write_parquet
 from lenna.jobs import log_to_rule
@@ -8,6 +11,10 @@ log = log_to_rule(snakemake)
 table, summary = merge_latency(
     snakemake.input.specs, snakemake.input.latency, snakemake.params.calibrate, snakemake.params.quality
 )
+# Adaptive sampling's rounds (lenna.adaptive): each round's decision, the last one the stop if any.
+rounds = [json.loads(Path(path).read_text()) for path in snakemake.input.rounds]
+if rounds:
+    summary["adaptive"] = rounds
 write_parquet(table, snakemake.output.table, metadata={"schema_version": 1})
 write_json(summary, snakemake.output.summary)
 log.info("%s", summary)

@@ -87,12 +87,13 @@ def convergence(table: pd.DataFrame, title: str, path, n_specs: int = 6) -> None
 
 
 def throughput_table(shards: pd.DataFrame, title: str, path) -> None:
-    """HTML table of timing throughput per shard (specs, seconds, specs per minute), with totals.
-    ``shards`` has columns shard, discrete, expected, seconds."""
-    shards = shards.sort_values("shard").copy()
+    """HTML table of timing throughput per timing job (specs, seconds, specs per minute), with
+    totals. ``shards`` has columns job (its file's name: ``shard-N``, ``round-N``), discrete,
+    expected, seconds, in the order to show."""
+    shards = shards.copy()
     shards["specs"] = shards["discrete"] + shards["expected"]
     total = {
-        "shard": "all",
+        "job": "all",
         "discrete": shards["discrete"].sum(),
         "expected": shards["expected"].sum(),
         "seconds": shards["seconds"].sum(),

@@ -49,6 +49,21 @@ def _label_quality(target: str, summary: dict) -> list:
     return parts
 
 
+def _adaptive(rounds: list[dict]) -> str:
+    """The sentence on adaptive sampling: how many specs and seconds the rounds took, the MLP's
+    validation accuracy after each, and why they stopped."""
+    first, last = rounds[0], rounds[-1]
+    chosen = sum(r["n_chosen"] for r in rounds)
+    path = " -> ".join(f"{100 * r['val_within_10pct']:.1f}%" for r in rounds)
+    ending = f"stopped at round {last['round']}: {last['reason']}" if last["stop"] else "every round ran"
+    return (
+        f"Adaptive sampling ({first['method']}): {first['n_timed']} random specs "
+        f"({first['timing_s']:.0f} s of timing), then {chosen} chosen in "
+        f"{sum(not r['stop'] for r in rounds)} round(s); the MLP's validation cells within ±10% "
+        f"before each round: {path}; {ending}."
+    )
+
+
 def _public(table: pd.DataFrame) -> list:
     """The rank agreement with the public devices: a sentence and a device x batch table of rho."""
     pivot = table.pivot_table(index=["kind", "device"], columns="batch_size", values="spearman_rho")
@@ -134,6 +149,8 @@ def _sections(
         parts = []
         if target in (datasets or {}):
             parts += _label_quality(target, datasets[target])
+            if datasets[target].get("adaptive"):
+                parts.append(_adaptive(datasets[target]["adaptive"]))
         # A device table's target (lenna.tables): its rows are whole networks, its latencies the table's.
         network = (datasets or {}).get(target, {}).get("unit") == "network"
         rows, source = ("networks", "from the table") if network else ("cells", "measured")
