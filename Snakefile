@@ -48,6 +48,7 @@ localrules:
     predictor_figures,
     network_figure,
     learning_curve_figure,
+    rounds_figure,
     pareto_figure,
     public_rank,
     import_device_table,

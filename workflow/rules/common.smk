@@ -432,21 +432,25 @@ def all_outputs():
         name=["rank.csv", "rank.html"],
     )
     # Made for the report: data figures per measured target, figures per search run, summary.
-    figures = expand(
-        "results/datasets/{target}/{name}",
-        target=MEASURED,
-        name=[
-            "label_distribution.svg",
-            "label_dispersion.svg",
-            "convergence.svg",
-            "throughput.html",
-        ],
-    ) + [
-        path
-        for target in SEARCHED
-        for name in ("history.svg", "alphas.svg", "cells.svg")
-        for path in run_files(target, name)
-    ]
+    figures = (
+        expand(
+            "results/datasets/{target}/{name}",
+            target=MEASURED,
+            name=[
+                "label_distribution.svg",
+                "label_dispersion.svg",
+                "convergence.svg",
+                "throughput.html",
+            ],
+        )
+        + [f"results/adaptive/{target}/rounds.svg" for target in ADAPTIVE_TARGETS]
+        + [
+            path
+            for target in SEARCHED
+            for name in ("history.svg", "alphas.svg", "cells.svg")
+            for path in run_files(target, name)
+        ]
+    )
     figures += [
         f"results/{stage}/{target}/{model}/{name}"
         for target in TARGETS

@@ -194,6 +194,26 @@ rule learning_curve_figure:
         "../scripts/learning_curve_figure.py"
 
 
+rule rounds_figure:
+    input:
+        summary="results/datasets/{target}/summary.json",
+        code=code_inputs("rounds_figure.py"),
+    output:
+        svg=report(
+            "results/adaptive/{target}/rounds.svg",
+            caption="../report/rounds.rst",
+            category="Data",
+            subcategory="{target}",
+            labels={"target": "{target}", "figure": "adaptive sampling"},
+        ),
+    log:
+        "logs/rounds_figure/{target}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/rounds_figure.py"
+
+
 rule pareto_figure:
     input:
         table="results/pareto/{target}/pareto.csv",

@@ -381,6 +381,30 @@ def plot_learning_curve(table, title: str, path) -> None:
     plt.close(fig)
 
 
+def plot_rounds(decisions: list[dict], title: str, path) -> None:
+    """Adaptive sampling's rounds: the MLP's validation share within ±10% when each round was
+    planned, against the timing seconds spent by then, each point labelled with the specs timed."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    seconds = [d["timing_s"] for d in decisions]
+    within = [d["val_within_10pct"] for d in decisions]
+    ax.plot(seconds, within, marker="o")
+    for d in decisions:
+        note = f"{d['n_timed']} specs" + (" (stop)" if d["stop"] else "")
+        ax.annotate(
+            note,
+            (d["timing_s"], d["val_within_10pct"]),
+            fontsize=7,
+            xytext=(4, -10),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("timing seconds spent (timing jobs' wall time)")
+    ax.set_ylabel("validation share within ±10% (MLP)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _count(score: dict) -> int:
     """The number of networks within ±10% of a `prediction_accuracy` score."""
     return round(score["within_10pct"] * score["n"])
