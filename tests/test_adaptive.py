@@ -12,6 +12,7 @@ from conftest import run_snakemake, write_config
 from lenna.adaptive import choose, plan_round, spread_over_shapes
 from lenna.datasets import split_of
 from lenna.io import read_parquet
+from lenna.report.summary import _adaptive
 
 SETTINGS = {"rounds": 2, "batch": 8, "pool": 40, "method": "committee", "committee": 2, "neighbours": 5}
 MERGED = "results/datasets/cpu/summary.json"
@@ -69,7 +70,14 @@ def test_rounds_time_chosen_training_specs_the_same_on_a_replan_and_a_stop_ends_
     datasets = {"split": split, "calibrate": True, "label_quality": {"fail_on_poor": False}}
     mlp = yaml.safe_load(config.read_text())["predictors"]["mlp"]
     again, decision = plan_round(2, *inputs, pool, SETTINGS, datasets, mlp, 0)
-    assert set(again["spec_id"]) == chosen[1] and decision == summary["adaptive"][1]
+    stored = summary["adaptive"][1]
+    assert set(again["spec_id"]) == chosen[1] and decision == {
+        k: v for k, v in stored.items() if k != "protocol"
+    }
+    # The summary's sentence: the method and protocol, the random start, the chosen specs, the rounds.
+    sentence = _adaptive(summary["adaptive"])
+    assert "committee, 2 visits x 5 passes" in sentence and "24 random specs" in sentence
+    assert "then 16 chosen in 2 round(s)" in sentence and sentence.endswith("every round ran.")
     # A budget spent or a validation target reached stops the rounds: nothing more is chosen.
     none, stop = plan_round(2, *inputs, pool, {**SETTINGS, "budget_s": 1e-3}, datasets, mlp, 0)
     assert none.empty and stop["stop"] and "budget" in stop["reason"]

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from lenna.datasets import describe_label_quality, merge_latency
-from lenna.io import write_json, write_parquet
+from lenna.io import read_metadata, write_json, write_parquet
 from lenna.jobs import log_to_rule
 
 log = log_to_rule(snakemake)
@@ -14,7 +14,10 @@ table, summary = merge_latency(
 # Adaptive sampling's rounds (lenna.adaptive): each round's decision, the last one the stop if any.
 rounds = [json.loads(Path(path).read_text()) for path in snakemake.input.rounds]
 if rounds:
-    summary["adaptive"] = rounds
+    # ... and the protocol that timed them (every shard's and round's is the config's one).
+    summary["adaptive"] = [
+        {**r, "protocol": read_metadata(snakemake.input.latency[0])["protocol"]} for r in rounds
+    ]
 write_parquet(table, snakemake.output.table, metadata={"schema_version": 1})
 write_json(summary, snakemake.output.summary)
 log.info("%s", summary)

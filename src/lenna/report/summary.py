@@ -56,8 +56,12 @@ def _adaptive(rounds: list[dict]) -> str:
     chosen = sum(r["n_chosen"] for r in rounds)
     path = " -> ".join(f"{100 * r['val_within_10pct']:.1f}%" for r in rounds)
     ending = f"stopped at round {last['round']}: {last['reason']}" if last["stop"] else "every round ran"
+    protocol = first.get("protocol")
+    passes = (
+        f", {protocol['rounds']} visits x {protocol['repeats']} passes per discrete label" if protocol else ""
+    )
     return (
-        f"Adaptive sampling ({first['method']}): {first['n_timed']} random specs "
+        f"Adaptive sampling ({first['method']}{passes}): {first['n_timed']} random specs "
         f"({first['timing_s']:.0f} s of timing), then {chosen} chosen in "
         f"{sum(not r['stop'] for r in rounds)} round(s); the MLP's validation cells within ±10% "
         f"before each round: {path}; {ending}."
