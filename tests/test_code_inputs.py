@@ -20,7 +20,7 @@ from lenna.imports import package_modules, third_party
 
 SCRIPTS = ROOT / "workflow" / "scripts"
 SRC = ROOT / "src"
-TIMING_RULES = ("measure_latency", "measure_lut", "measure_networks")
+TIMING_RULES = ("measure_latency", "measure_round", "measure_lut", "measure_networks")
 # Import names whose conda package is named otherwise.
 CONDA_NAMES = {"torch": "pytorch", "sklearn": "scikit-learn", "yaml": "pyyaml"}
 
