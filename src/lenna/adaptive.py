@@ -62,6 +62,14 @@ def spread_over_shapes(keys: np.ndarray, scores: np.ndarray, n: int) -> np.ndarr
     return np.sort(np.concatenate([order[k][: quota[k]] for k in order]))
 
 
+def fit_first_transform(train: pd.DataFrame, val: pd.DataFrame, normaliser: dict, mlp: dict, **override):
+    """The MLP of the config's settings (``mlp``) with its first transform, fitted on ``train``
+    (early stopping on ``val``); ``override`` replaces settings (a committee member's seed)."""
+    settings = {k: v for k, v in mlp.items() if k != "transforms"} | override
+    predictor, _ = fit_mlp(train, val, normaliser, transform=mlp.get("transforms", ["log"])[0], **settings)
+    return predictor
+
+
 def committee_scores(
     train: pd.DataFrame,
     val: pd.DataFrame,
@@ -74,13 +82,11 @@ def committee_scores(
     """Per candidate: the standard deviation of the log predictions of ``size`` MLPs, each fitted
     on a bootstrap sample of ``train`` with its own seed (early stopping on ``val``)."""
     rng = np.random.default_rng(seed)
-    settings = {k: v for k, v in mlp.items() if k != "transforms"}
-    transform = mlp.get("transforms", ["log"])[0]
     logs = []
     for member in range(size):
         sample = train.iloc[rng.integers(0, len(train), len(train))]
-        settings["seed"] = int(mlp.get("seed", 0)) + 1000 * (member + 1)
-        predictor, _ = fit_mlp(sample, val, normaliser, transform=transform, **settings)
+        member_seed = int(mlp.get("seed", 0)) + 1000 * (member + 1)
+        predictor = fit_first_transform(sample, val, normaliser, mlp, seed=member_seed)
         logs.append(np.log(np.clip(predictor.predict(pool), 1e-9, None)))
     return np.std(np.stack(logs), axis=0)
 
@@ -113,9 +119,11 @@ def choose(
     seed: int,
     committee: int = 3,
     neighbours: int = 5,
+    predictor=None,
 ) -> np.ndarray:
     """Indices (into ``pool``, sorted) of the ``n`` candidates to time next by ``method``
-    (`METHODS`; ``random``: a uniform draw), given the timed ``train`` and ``val`` specs."""
+    (`METHODS`; ``random``: a uniform draw), given the timed ``train`` and ``val`` specs;
+    ``nearest_error`` uses ``predictor`` where given (the MLP fitted on them), else fits it."""
     if method not in METHODS:
         raise ValueError(f"unknown adaptive sampling method {method!r}; known: {list(METHODS)}")
     n = min(int(n), len(pool))
@@ -124,10 +132,8 @@ def choose(
     if method == "committee":
         scores = committee_scores(train, val, pool, normaliser, mlp, committee, seed)
     else:
-        settings = {k: v for k, v in mlp.items() if k != "transforms"}
-        predictor, _ = fit_mlp(
-            train, val, normaliser, transform=mlp.get("transforms", ["log"])[0], **settings
-        )
+        if predictor is None:
+            predictor = fit_first_transform(train, val, normaliser, mlp)
         scores = nearest_error_scores(predictor, val, pool, normaliser, neighbours)
     return spread_over_shapes(shape_keys(pool), scores, n)
 
@@ -170,8 +176,7 @@ def plan_round(
     train, val = splits["train"], splits["val"]
     op_set, steps = str(merged["op_set"].iloc[0]), int(merged["steps"].iloc[0])
     normaliser = fit_normaliser(train, op_set, steps)
-    fit_settings = {k: v for k, v in mlp.items() if k != "transforms"}
-    predictor, _ = fit_mlp(train, val, normaliser, transform=mlp["transforms"][0], **fit_settings)
+    predictor = fit_first_transform(train, val, normaliser, mlp)
     scores = latency_metrics(val["latency_ms"], predictor.predict(val))
     spent = timing_seconds(latency_paths)
     # The candidates not timed yet, at the target's batch size (a feature of every label).
@@ -201,6 +206,7 @@ def plan_round(
         seed + round_,
         settings.get("committee", 3),
         settings.get("neighbours", 5),
+        predictor,
     )
     chosen = candidates.iloc[picked].drop(columns="batch_size").reset_index(drop=True)
     return chosen, {**decision, "stop": False, "reason": "", "n_chosen": int(len(chosen))}

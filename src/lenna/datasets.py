@@ -332,13 +332,18 @@ def split_of(spec_id: str, fractions: dict[str, float]) -> str:
     return SPLITS[-1]
 
 
+def split_labels(table: pd.DataFrame, fractions: dict[str, float]) -> pd.Series:
+    """The split of every row of ``table`` (`split_of` its ``spec_id``)."""
+    return table["spec_id"].map(lambda s: split_of(s, fractions))
+
+
 def in_split(table: pd.DataFrame, fractions: dict[str, float], name: str) -> pd.DataFrame:
-    """The rows of ``table`` whose spec falls in split ``name`` (`split_of`)."""
-    return table[table["spec_id"].map(lambda s: split_of(s, fractions)) == name].reset_index(drop=True)
+    """The rows of ``table`` whose spec falls in split ``name``, in their order."""
+    return table[split_labels(table, fractions) == name].reset_index(drop=True)
 
 
 def split_by_spec_id(table: pd.DataFrame, fractions: dict[str, float]) -> dict[str, pd.DataFrame]:
-    labels = table["spec_id"].map(lambda s: split_of(s, fractions))
+    labels = split_labels(table, fractions)
     return {
         name: table[labels == name].sort_values("spec_id", kind="stable").reset_index(drop=True)
         for name in SPLITS

@@ -243,9 +243,10 @@ def timed_rounds(target, before=None):
 
 def round_decisions(target):
     """The decisions of every round ``target`` visited: the timed ones and the one that stopped."""
+    if target not in ADAPTIVE_TARGETS:
+        return []
     rounds = timed_rounds(target)
-    visited = rounds + [len(rounds) + 1] if target in ADAPTIVE_TARGETS else []
-    visited = [r for r in visited if r <= ADAPTIVE["rounds"]] if ADAPTIVE else []
+    visited = rounds + [len(rounds) + 1] if len(rounds) < ADAPTIVE["rounds"] else rounds
     return [f"results/adaptive/{target}/round-{r}.json" for r in visited]
 
 

@@ -15,9 +15,8 @@ table, summary = merge_latency(
 rounds = [json.loads(Path(path).read_text()) for path in snakemake.input.rounds]
 if rounds:
     # ... and the protocol that timed them (every shard's and round's is the config's one).
-    summary["adaptive"] = [
-        {**r, "protocol": read_metadata(snakemake.input.latency[0])["protocol"]} for r in rounds
-    ]
+    protocol = read_metadata(snakemake.input.latency[0])["protocol"]
+    summary["adaptive"] = [{**r, "protocol": protocol} for r in rounds]
 write_parquet(table, snakemake.output.table, metadata={"schema_version": 1})
 write_json(summary, snakemake.output.summary)
 log.info("%s", summary)
