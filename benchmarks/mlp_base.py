@@ -1,13 +1,15 @@
 """Does the MLP's linear base (`predictors.mlp.base`) predict the networks a search finds?
 
-Refits the MLP of one target twice on a finished run's own datasets, with `base: ridge` and with
-`base: none` (LENNA's plain MLP), the other hyper-parameters from the config; fits each one's
+Refits the MLP of one target on a finished run's own datasets once per base (`base: ridge`, `base:
+shape` and `base: none`, LENNA's plain MLP; `--bases` picks), the other hyper-parameters from the
+config; fits each one's
 network model on the run's timed networks as the rule `network_model` does; and scores both on
 the held-out cells, the held-out cells under 1 ms, the networks no network model saw, and the
 sweep's found networks (measured by `measure_final`, in `results/pareto/{target}/pareto.csv`).
 Nothing is timed: it reads labels the run measured.
 
 Usage: python benchmarks/mlp_base.py [results] [--config config/config.yaml] [--target cpu]
+       [--bases ridge shape none]
 Writes benchmarks/out/mlp_base-{target}.json and prints the same numbers.
 """
 
@@ -23,7 +25,7 @@ import pandas as pd
 import yaml
 
 from lenna.predictors.composition import fit_network_model, network_metrics, score_networks
-from lenna.predictors.fitting import fit_mlp_choosing_transform
+from lenna.predictors.fitting import MLP_BASES, fit_mlp_choosing_transform
 from lenna.predictors.metrics import latency_metrics
 from lenna.predictors.model import load_predictor
 from lenna.space.network import Macro
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("results", nargs="?", default="results", type=Path)
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--target", default="cpu")
+    parser.add_argument("--bases", nargs="+", default=list(MLP_BASES), choices=MLP_BASES)
     args = parser.parse_args()
     config = yaml.safe_load(Path(args.config).read_text())
     hyper = dict(config["predictors"]["mlp"])
@@ -88,7 +91,7 @@ def main() -> None:
     macro = Macro(**config["macro"]["final"], **common)
     batch = config["targets"][args.target]["batch_size"]
     out = {}
-    for base in ("ridge", "none"):
+    for base in args.bases:
         fitted, _ = fit_mlp_choosing_transform(
             data["train"], data["val"], normaliser, transforms, base=base, **hyper
         )

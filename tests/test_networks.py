@@ -355,6 +355,8 @@ def test_a_macro_without_networks_borrows_the_calibration_of_the_same_cells_wher
     model, inputs = fit_network_model(table, predictor, "t.parquet")
     lending = model.description["lending"]
     assert lending["used"] and ["C8-L5-S8", "final"] in lending["pairs"]
+    # Networks measured 20% under their predicted cells' sum: no floor at that sum.
+    assert not model.floored and model.description["floor_check"]["share_under"] > 0.05
     assert (
         lending["selection"]["borrowed"]["median_ape"] < 0.02 < lending["selection"]["pooled"]["median_ape"]
     )
@@ -558,3 +560,27 @@ def test_the_anchors_are_random_networks_of_the_stage_at_the_final_macro_spread_
     assert all(a.macro == final and architecture_text(a.arch) == arch for a in anchors)
     assert anchor_items(table, final, n=20)[1].tolist() == [1.0 + k for k in range(10)]
     assert anchor_items(table, Macro(init_channels=16, layers=8, input_size=8, input_channels=1))[0] == []
+
+
+def test_no_network_is_priced_below_its_cells_and_parts(fitted, tmp_path):
+    # A composition fitted for the median network can price the cheapest below the plain sum of
+    # its cells and parts (a negative offset), which no timed network of ours took.
+    predictor, table, _, model, inputs = fitted
+    assert model.floored
+    scored = score_networks(table, model, inputs)
+    assert (scored["predicted_ms"] >= scored["predicted_sum_ms"] - 1e-12).all()
+    macro = Macro(init_channels=8, layers=8, input_size=8, input_channels=1)
+    parts = sum(model.parts_ms(macro).values())
+    offset = {**model.description, "chosen": "affine", "macros": {}, "lending": {"used": False}}
+    offset["candidates"] = {**model.description["candidates"], "affine": {"params": {"a": 1.2, "b": -1.0}}}
+    cheap = NetworkModel(offset)
+    assert cheap.predict(0.5, macro, 1) == pytest.approx(0.5 + parts)  # not 1.2 (0.5 + parts) - 1
+    assert cheap.predict(50.0, macro, 1) == pytest.approx(1.2 * (50 + parts) - 1)  # above the floor
+    unfloored = NetworkModel({**offset, "floor": "none"})  # as fitted where the networks deny it
+    assert unfloored.predict(0.5, macro, 1) == pytest.approx(1.2 * (0.5 + parts) - 1)
+    # The search's latency term is floored alike and stays differentiable in the cells.
+    cells = torch.tensor([0.5, 50.0], dtype=torch.float64, requires_grad=True)
+    latency = cheap.predict(cells, macro, 1)
+    assert latency.tolist() == pytest.approx([0.5 + parts, 1.2 * (50 + parts) - 1])
+    latency.sum().backward()
+    assert cells.grad.tolist() == pytest.approx([1.0, 1.2])

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id
+from lenna.datasets import fit_normaliser, merge_latency, normalise, split_by_spec_id
 from lenna.io import write_parquet
 from lenna.predictors import fitting
 from lenna.predictors.baselines import fit_constant
 from lenna.predictors.fitting import fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
 from lenna.predictors.metrics import latency_metrics
-from lenna.predictors.model import PredictorError, load_predictor
+from lenna.predictors.model import PredictorError, base_output, load_predictor
 from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
 from lenna.space.ops import op_set
@@ -108,7 +108,16 @@ def test_a_saved_model_gives_identical_predictions_in_a_fresh_process(splits, tm
 
 
 @pytest.mark.parametrize(
-    "damage", ["missing_weights", "corrupt_json", "swapped_weights", "wrong_layer", "missing_base", "kind"]
+    "damage",
+    [
+        "missing_weights",
+        "corrupt_json",
+        "swapped_weights",
+        "wrong_layer",
+        "missing_base",
+        "missing_shapes",
+        "kind",
+    ],
 )
 def test_a_corrupted_or_mismatched_model_fails_naming_the_file(splits, tmp_path, damage):
     parts, normaliser = splits
@@ -134,6 +143,14 @@ def test_a_corrupted_or_mismatched_model_fails_naming_the_file(splits, tmp_path,
         desc["architecture"]["base"] = "ridge"
         meta.write_text(json.dumps(desc))
         expect = "model.json: weight 'base_coef' is missing"
+    elif damage == "missing_shapes":  # declares the shape base, holds only its ridge part
+        fit_mlp(parts["train"], parts["val"], normaliser, transform="log", base="ridge", **MLP)[0].save(
+            tmp_path / "m"
+        )
+        desc = json.loads(meta.read_text())
+        desc["architecture"]["base"] = "shape"
+        meta.write_text(json.dumps(desc))
+        expect = "model.json: weight 'shape_keys' is missing"
     elif damage == "wrong_layer":
         desc = json.loads(meta.read_text())
         desc["architecture"]["hidden"] = [32, 16]
@@ -227,6 +244,49 @@ def test_the_mlps_linear_base_extends_an_additive_law_to_cells_cheaper_than_any_
         assert predictor.description["architecture"]["base"] == base
         errors[base] = latency_metrics(cheap["latency_ms"], predictor.predict(cheap))["mape"]
     assert errors["ridge"] < 0.02 and errors["none"] > 5 * errors["ridge"], errors
+
+
+def shaped_cells(n: int, seed: int) -> pd.DataFrame:
+    """``n`` specs of the default sampling at two cell shapes with a synthetic label: per shape
+    its own cost per op (the convolutions 5x dearer at the larger shape, the rest alike), as cells
+    on a device cost, summed over the edges. Nothing is timed."""
+    table = sample_specs(sampling_plan(CONFIG), seed=seed, start=0, stop=n).copy()
+    ops = op_set("darts")
+    probs = table[prob_columns(ops, 4)].to_numpy().reshape(n, -1, len(ops)).sum(axis=1)  # op counts
+    cost = np.random.default_rng(seed).uniform(0.01, 0.05, len(ops))
+    big = np.arange(n) % 2 == 1
+    dear = np.where([op.endswith(("conv_3x3", "conv_5x5")) for op in ops], 5.0, 1.0)
+    table = table.assign(
+        reduction=False, reduction_prev=False, c_prev_prev=16, c_prev=16, c=16, height=np.where(big, 16, 8)
+    )
+    table["width"] = table["height"]
+    label = np.where(big, 0.2 + probs @ (cost * dear), 0.1 + probs @ cost)
+    return table.assign(latency_ms=label, batch_size=1)
+
+
+def test_the_shape_base_learns_each_shapes_op_costs_and_falls_back_on_ridge_at_a_new_shape():
+    # Op costs do not scale alike from one cell shape to the next (a convolution's grows with
+    # channels and pixels, a skip's hardly). One linear law over shape and probability features
+    # cannot hold both shapes; a law of op counts per shape (what a lookup table holds, fitted on
+    # the cells) can, and the MLP is left only the residual.
+    table = shaped_cells(320, seed=4)
+    train, val, test = table.iloc[:200], table.iloc[200:260], table.iloc[260:]
+    normaliser = fit_normaliser(train, "darts", 4)
+    errors = {}
+    for base in ("shape", "ridge"):
+        predictor, _ = fit_mlp(train, val, normaliser, transform="linear", base=base, **MLP)
+        errors[base] = latency_metrics(test["latency_ms"], predictor.predict(test))["mape"]
+        if base == "shape":
+            assert predictor.weights["shape_keys"].shape == (2, fitting.N_SHAPE)
+            shape_mlp = predictor
+    assert errors["shape"] < 0.01 and errors["ridge"] > 3 * errors["shape"], errors
+    # At a shape no training cell had, the base is its ridge part alone, not an error.
+    x = test[normaliser["features"]].to_numpy(np.float64)
+    x[:, normaliser["features"].index("height")] = 4.0
+    z = torch.as_tensor(normalise(pd.DataFrame(x, columns=normaliser["features"]), normaliser))
+    x = torch.as_tensor(x)
+    both = [base_output(b, shape_mlp.weights, x, z) for b in ("shape", "ridge")]
+    assert torch.equal(both[0], both[1]) and np.isfinite(shape_mlp.predict_features(x.numpy())).all()
 
 
 def test_an_unknown_mlp_base_is_an_error_naming_the_key(splits):

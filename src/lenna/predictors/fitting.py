@@ -18,7 +18,15 @@ from sklearn.linear_model import ElasticNetCV
 import lenna
 from lenna.datasets import normalise
 from lenna.predictors.metrics import latency_metrics
-from lenna.predictors.model import FORMAT, FORMAT_VERSION, LatencyPredictor, cell_floors
+from lenna.predictors.model import (
+    FORMAT,
+    FORMAT_VERSION,
+    N_SHAPE,
+    LatencyPredictor,
+    base_output,
+    cell_floors,
+)
+from lenna.space.spaces import Space, get_space
 
 
 def file_sha256(*paths) -> str:
@@ -116,13 +124,18 @@ def train_epoch(net, optimiser, x: torch.Tensor, target: torch.Tensor, order, ba
     return losses
 
 
-# The MLP's base (`predictors.mlp.base`). ridge: the MLP learns the residual of a ridge
-# regression fitted first (closed form, this penalty on standardised features and label), so
-# where training cells are few (the cheap cells a latency-aware search ends in) the prediction
-# falls back on the additive law of op costs instead of the training data's level; none: LENNA's
-# plain MLP.
+# The MLP's base (`predictors.mlp.base`): the MLP learns the residual of a linear model fitted
+# first (closed form), so where training cells are few (the cheap cells a latency-aware search
+# ends in) the prediction falls back on an additive law of op costs instead of the training
+# data's level. ridge: one ridge regression on the standardised features (penalty
+# BASE_RIDGE_ALPHA). shape: per cell shape and batch of the training cells, a ridge regression
+# on the cell's op counts (its probabilities summed over the edges that read a cell input, and
+# over the others; penalty SHAPE_BASE_ALPHA): each op's cost at each shape, what a lookup table
+# holds, but fitted on the cells' own labels; at a shape no training cell had, the ridge base.
+# none: LENNA's plain MLP.
 BASE_RIDGE_ALPHA = 1.0
-MLP_BASES = ("ridge", "none")
+SHAPE_BASE_ALPHA = 0.1
+MLP_BASES = ("ridge", "shape", "none")
 
 
 def ridge_base(x: np.ndarray, t: np.ndarray, alpha: float = BASE_RIDGE_ALPHA) -> tuple[np.ndarray, float]:
@@ -135,38 +148,71 @@ def ridge_base(x: np.ndarray, t: np.ndarray, alpha: float = BASE_RIDGE_ALPHA) ->
     return solution[:-1], float(solution[-1])
 
 
-class _MLP(torch.nn.Module):
-    """Layers of ``hidden`` units; with a ``base`` (coefficients, intercept) the output is the
-    network's plus that fixed linear function of the input, so the network learns the residual."""
+def op_counts(space: Space) -> np.ndarray:
+    """(n_edges * n_ops, 2 * n_ops): maps a cell's probability columns (edge-major) to its op
+    counts on the edges that read a cell input (which stride in a reduction cell) and on the
+    others."""
+    n_ops = len(space.ops)
+    counts = np.zeros((space.n_edges * n_ops, 2 * n_ops))
+    for e, (_, inp) in enumerate(space.edges()):
+        side = 0 if inp < space.inputs else 1
+        counts[e * n_ops : (e + 1) * n_ops, side * n_ops : (side + 1) * n_ops] = np.eye(n_ops)
+    return counts
 
-    def __init__(self, n_in: int, hidden: list[int], activation: str, base=None):
+
+def shape_base(x: np.ndarray, t: np.ndarray, space: Space, alpha: float = SHAPE_BASE_ALPHA) -> dict:
+    """The per-shape weights of the ``shape`` base (`lenna.predictors.model.base_output`) for raw
+    feature rows ``x`` and their standardised label ``t``: per distinct shape and batch, the ridge
+    regression of ``t`` on the op counts (`op_counts`), its coefficients spread back over the
+    probability columns."""
+    counts = op_counts(space)
+    keys, rows = np.unique(x[:, :N_SHAPE], axis=0, return_inverse=True)
+    coef, intercept = np.zeros((len(keys), x.shape[1] - N_SHAPE)), np.zeros(len(keys))
+    for k in range(len(keys)):
+        at = rows.ravel() == k
+        c, intercept[k] = ridge_base(x[at, N_SHAPE:] @ counts, t[at], alpha)
+        coef[k] = counts @ c
+    return {"shape_keys": keys, "shape_coef": coef, "shape_intercept": intercept}
+
+
+def fit_base(base: str, x: np.ndarray, z: np.ndarray, t: np.ndarray, normaliser: dict) -> dict:
+    """The weights of the MLP's ``base`` (one of `MLP_BASES`) fitted to raw features ``x``,
+    standardised ones ``z`` and the standardised label ``t``."""
+    if base not in MLP_BASES:
+        raise ValueError(f"predictors.mlp.base: {base!r}, expected one of {list(MLP_BASES)}")
+    if base == "none":
+        return {}
+    coef, intercept = ridge_base(z, t)
+    weights = {"base_coef": coef, "base_intercept": np.array([intercept])}
+    if base == "shape":
+        space = get_space(normaliser["op_set"], normaliser["steps"])
+        weights |= shape_base(x, t, space)
+    return weights
+
+
+class _MLP(torch.nn.Module):
+    """Layers of ``hidden`` units, one output: what the MLP adds to its base."""
+
+    def __init__(self, n_in: int, hidden: list[int], activation: str):
         super().__init__()
         sizes = [n_in, *hidden, 1]
         self.layers = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.act = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[activation]
-        if base is not None:
-            self.register_buffer("base_coef", torch.as_tensor(base[0], dtype=torch.float32))
-            self.register_buffer("base_intercept", torch.tensor([base[1]], dtype=torch.float32))
 
     def forward(self, x):
-        z = x
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
                 x = self.act(x)
-        if hasattr(self, "base_coef"):
-            return x[:, 0] + z @ self.base_coef + self.base_intercept
         return x[:, 0]
 
 
-def _new_mlp(z: np.ndarray, t: np.ndarray, hidden: list[int], activation: str, base: str) -> _MLP:
-    """An untrained `_MLP` for standardised features ``z`` and label ``t``, on the ``base``
-    (one of `MLP_BASES`) fitted to them."""
-    if base not in MLP_BASES:
-        raise ValueError(f"predictors.mlp.base: {base!r}, expected one of {list(MLP_BASES)}")
-    return _MLP(z.shape[1], hidden, activation, ridge_base(z, t) if base == "ridge" else None)
+def _base_of(base: str, weights: dict, table: pd.DataFrame, z: np.ndarray, normaliser: dict) -> torch.Tensor:
+    """The base's output (float32) for the rows of ``table`` (standardised: ``z``)."""
+    x = torch.as_tensor(table[normaliser["features"]].to_numpy(np.float64))
+    return base_output(base, weights, x, torch.as_tensor(z, dtype=torch.float64)).float()
 
 
 def fit_mlp(
@@ -189,18 +235,23 @@ def fit_mlp(
     """The LENNA MLP: Adam on the standardised (log) latency, early stopping on validation RMSE
     (ms); seeded and deterministic on a CPU, on the linear ``base`` of `MLP_BASES`. Returns the
     best epoch's model and the history."""
-    torch.manual_seed(seed)
-    z_train = normalise(train, normaliser)
-    x_train = torch.as_tensor(z_train, dtype=torch.float32)
+    z_train, z_val = normalise(train, normaliser), normalise(val, normaliser)
     label, t_train = _standardised(train["latency_ms"].to_numpy(np.float64), transform)
-    target = torch.as_tensor(t_train, dtype=torch.float32)
-    x_val = torch.as_tensor(normalise(val, normaliser), dtype=torch.float32)
+    x_raw = train[normaliser["features"]].to_numpy(np.float64)
+    base_weights = fit_base(base, x_raw, z_train, t_train, normaliser)
+    # The network learns what the base leaves: its target is the label less the base's output.
+    offset_train = _base_of(base, base_weights, train, z_train, normaliser)
+    target = torch.as_tensor(t_train, dtype=torch.float32) - offset_train
+    x_train = torch.as_tensor(z_train, dtype=torch.float32)
+    x_val = torch.as_tensor(z_val, dtype=torch.float32)
+    offset_val = _base_of(base, base_weights, val, z_val, normaliser)
     y_val = val["latency_ms"].to_numpy(np.float64)
 
-    net = _new_mlp(z_train, t_train, hidden, activation, base)
+    torch.manual_seed(seed)
+    net = _MLP(z_train.shape[1], hidden, activation)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     step = partial(train_epoch, net, optimiser, x_train, target, batch_size=batch_size)
-    validate = partial(_val_rmse, net, x_val, y_val, label, transform)
+    validate = partial(_val_rmse, net, x_val, offset_val, y_val, label, transform)
     best, stopped, history = _early_stopping(net, step, validate, len(x_train), epochs, patience, seed)
     if best is None:  # no validation spec, or none the network could predict (NaN)
         raise ValueError(
@@ -222,20 +273,24 @@ def fit_mlp(
             "patience": patience,
             "seed": seed,
             **({"base_ridge_alpha": BASE_RIDGE_ALPHA} if base == "ridge" else {}),
+            **({"base_ridge_alpha": SHAPE_BASE_ALPHA} if base == "shape" else {}),
             **stopped,
         },
         **extra,
     )
-    predictor = with_floor(LatencyPredictor(desc, _mlp_weights(best, normaliser, len(hidden) + 1)), train)
+    weights = _mlp_weights(best, normaliser, len(hidden) + 1) | base_weights
+    predictor = with_floor(LatencyPredictor(desc, weights), train)
     return predictor, pd.DataFrame(history)
 
 
-def _val_rmse(net: _MLP, x_val: torch.Tensor, y_val: np.ndarray, label: dict, transform: str) -> float:
-    """The RMSE (ms) of the latency ``net`` gives the validation features ``x_val``, in eval
-    mode: its output mapped back from the standardised (log) latency it learns."""
+def _val_rmse(
+    net: _MLP, x_val: torch.Tensor, offset: torch.Tensor, y_val: np.ndarray, label: dict, transform: str
+) -> float:
+    """The RMSE (ms) of the latency ``net`` on its base's output ``offset`` gives the validation
+    features ``x_val``, in eval mode: mapped back from the standardised (log) latency it learns."""
     net.eval()
     with torch.no_grad():
-        out = net(x_val).double().numpy() * label["std"] + label["mean"]
+        out = (net(x_val) + offset).double().numpy() * label["std"] + label["mean"]
     pred = np.exp(out) if transform == "log" else out
     return float(np.sqrt(np.mean((pred - y_val) ** 2)))
 
@@ -275,15 +330,12 @@ def _early_stopping(
 
 
 def _mlp_weights(state: dict, normaliser: dict, n_layers: int) -> dict[str, np.ndarray]:
-    """The weights of a predictor file of the MLP (``w{i}``, ``b{i}`` per layer, ``base_coef`` and
-    ``base_intercept`` with a linear base) from a state of `_MLP`, with the feature scaling."""
+    """The weights of a predictor file of the MLP (``w{i}``, ``b{i}`` per layer) from a state of
+    `_MLP`, with the feature scaling."""
     weights = _scaling(normaliser)
     for i in range(n_layers):
         weights[f"w{i}"] = state[f"layers.{i}.weight"].double().numpy()
         weights[f"b{i}"] = state[f"layers.{i}.bias"].double().numpy()
-    for name in ("base_coef", "base_intercept"):
-        if name in state:
-            weights[name] = state[name].double().numpy()
     return weights
 
 

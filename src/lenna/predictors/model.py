@@ -87,6 +87,34 @@ def cell_floors(table: pd.DataFrame, features: list[str]) -> dict[str, np.ndarra
     return {"floor_shapes": shapes, "floor_ms": lowest.to_numpy(np.float64)}
 
 
+def shape_match(x: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
+    """(n, n_shapes): whether row i of raw features ``x`` has the shape and batch of row j of
+    ``shapes`` (n_shapes, `N_SHAPE`)."""
+    return (x[:, None, :N_SHAPE] == shapes[None]).all(dim=2)
+
+
+def base_output(base: str, weights: dict[str, np.ndarray], x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The linear base an MLP adds to its output (standardised label units), for raw features
+    ``x`` and standardised ones ``z``; differentiable in ``x``. ``ridge``: one linear function of
+    ``z`` (weights ``base_coef`` (n_features,), ``base_intercept`` (1,)). ``shape``: for a row
+    whose cell shape and batch the training cells had, a linear function of its op probabilities
+    fitted at that shape (``shape_keys`` (k, `N_SHAPE`), ``shape_coef`` (k, n_probabilities),
+    ``shape_intercept`` (k,)); at any other shape the ``ridge`` base, which it holds too.
+    ``none``: zero."""
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.as_tensor(weights[name], dtype=x.dtype, device=x.device)
+
+    if base == "none":
+        return x.new_zeros(len(x))
+    out = z @ tensor("base_coef") + tensor("base_intercept")
+    if base == "shape":
+        match = shape_match(x, tensor("shape_keys")).to(x.dtype)  # (n, k), at most one 1 per row
+        per_shape = ((match @ tensor("shape_coef")) * x[:, N_SHAPE:]).sum(dim=1)
+        out = torch.where(match.sum(dim=1) > 0, per_shape + match @ tensor("shape_intercept"), out)
+    return out
+
+
 def _weights_bytes(weights: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.ascontiguousarray(v) for k, v in sorted(weights.items())})
@@ -120,6 +148,11 @@ class LatencyPredictor:
         return self.description["steps"]
 
     @property
+    def base(self) -> str:
+        """The linear base an MLP adds to its output (`MLP_BASES`; ``none`` for other kinds)."""
+        return self.description.get("architecture", {}).get("base", "none")
+
+    @property
     def unit(self) -> str:
         """``cell`` (a row is one cell; a network sums its cells) or ``network`` (a row is the
         whole network a device table timed, at the shape and batch of ``network_features``)."""
@@ -149,9 +182,7 @@ class LatencyPredictor:
                 h = h @ self._tensor(f"w{i}", x).T + self._tensor(f"b{i}", x)
                 if i < n_layers - 1:
                     h = act(h)
-            out = h[:, 0]
-            if self.description["architecture"].get("base", "none") != "none":  # `_check`ed at load
-                out = out + z @ self._tensor("base_coef", x) + self._tensor("base_intercept", x)
+            out = h[:, 0] + base_output(self.base, self.weights, x, z)
         label = self.description["label"]
         out = out * label["std"] + label["mean"]
         return self._floored(x, torch.exp(out) if self.description["transform"] == "log" else out)
@@ -168,7 +199,7 @@ class LatencyPredictor:
 
     def _shape_match(self, x: torch.Tensor, shapes: str) -> torch.Tensor:
         """(n, n_shapes): whether row i of ``x`` has the shape and batch of row j of weight ``shapes``."""
-        return (x[:, None, :N_SHAPE] == self._tensor(shapes, x)[None]).all(dim=2)
+        return shape_match(x, self._tensor(shapes, x))
 
     def _shape_linear(self, x: torch.Tensor) -> torch.Tensor:
         match = self._shape_match(x, "shapes")
@@ -315,8 +346,7 @@ class LatencyPredictor:
         cells = self.expected_cells_latency(alpha_normal, alpha_reduce, macro, batch_size)
         if self.unit == "network":
             return cells
-        k, m = self.network_model().affine(macro, batch_size)
-        return k * cells + m
+        return self.network_model().predict(cells, macro, batch_size)
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, directory) -> None:
@@ -390,11 +420,20 @@ class LatencyPredictor:
                     raise PredictorError(
                         f"{meta}: layer {i} weight is {got}, expected {(sizes[i + 1], sizes[i])}"
                     )
-            if self.description["architecture"].get("base", "none") != "none":
-                for name, shape in (("base_coef", (n,)), ("base_intercept", (1,))):
-                    got = self.weights[name].shape if name in self.weights else "missing"
-                    if got != shape:
-                        raise PredictorError(f"{meta}: weight {name!r} is {got}, expected {shape}")
+            self._check_base(meta)
+
+    def _check_base(self, meta) -> None:
+        n = len(self.features)
+        k = len(self.weights.get("shape_keys", ()))
+        ridge = {"base_coef": (n,), "base_intercept": (1,)}
+        shape = {"shape_keys": (k, N_SHAPE), "shape_coef": (k, n - N_SHAPE), "shape_intercept": (k,)}
+        expected = {"none": {}, "ridge": ridge, "shape": ridge | shape}
+        if self.base not in expected:
+            raise PredictorError(f"{meta}: unknown base {self.base!r}; known: {list(expected)}")
+        for name, want in expected[self.base].items():
+            got = self.weights[name].shape if name in self.weights else "missing"
+            if got != want:
+                raise PredictorError(f"{meta}: weight {name!r} is {got}, expected {want}")
 
 
 def load_predictor(directory) -> LatencyPredictor:

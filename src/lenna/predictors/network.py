@@ -201,9 +201,24 @@ class NetworkModel:
             return f"{self.chosen}, own calibration at this macro"
         return f"{self.chosen}, calibration of {own['name']} (the same cells)"
 
-    def predict(self, cells_ms: float, macro: Macro, batch_size: int) -> float:
+    @property
+    def floored(self) -> bool:
+        """Whether a prediction is at least the plain sum of the cells' and the parts' (the
+        floor, `lenna.predictors.composition.floored`; a model fitted before it had none)."""
+        return self.description.get("floor") == "sum"
+
+    def predict(self, cells_ms, macro: Macro, batch_size: int):
+        """The whole network's latency (ms) from its cells' predicted ``cells_ms`` (a float, or a
+        tensor the result stays differentiable in) at ``macro``: ``k c + m`` (`affine`), at least
+        the cells' and the parts' sum where the model is `floored`."""
         k, m = self.affine(macro, batch_size)
-        return float(k * cells_ms + m)
+        out = k * cells_ms + m
+        if not self.floored:
+            return out if isinstance(out, torch.Tensor) else float(out)
+        plain = cells_ms + sum(self.parts_ms(macro).values())
+        if isinstance(out, torch.Tensor):
+            return torch.maximum(out, plain)
+        return float(max(out, plain))
 
     def save(self, path) -> None:
         text = json.dumps(
