@@ -1,15 +1,14 @@
 """Does the MLP's linear base (`predictors.mlp.base`) predict the networks a search finds?
 
-Refits the MLP of one target on a finished run's own datasets once per base (`base: ridge`, `base:
-shape` and `base: none`, LENNA's plain MLP; `--bases` picks), the other hyper-parameters from the
-config; fits each one's
-network model on the run's timed networks as the rule `network_model` does; and scores both on
-the held-out cells, the held-out cells under 1 ms, the networks no network model saw, and the
+Refits the MLP of one target on a finished run's own datasets once per base (`base: shape`,
+`base: ridge` and `base: none`, LENNA's plain MLP; `--bases` picks) and seed (`--seeds`; default
+the config's), the other hyper-parameters from the config; fits each one's network model on the
+run's timed networks as the rule `network_model` does; and scores each on the held-out cells, the held-out cells under 1 ms, the networks no network model saw, and the
 sweep's found networks (measured by `measure_final`, in `results/pareto/{target}/pareto.csv`).
 Nothing is timed: it reads labels the run measured.
 
 Usage: python benchmarks/mlp_base.py [results] [--config config/config.yaml] [--target cpu]
-       [--bases ridge shape none]
+       [--bases shape ridge none] [--seeds 0 1 2]
 Writes benchmarks/out/mlp_base-{target}.json and prints the same numbers.
 """
 
@@ -77,6 +76,7 @@ def main() -> None:
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--bases", nargs="+", default=list(MLP_BASES), choices=MLP_BASES)
+    parser.add_argument("--seeds", nargs="+", type=int, help="the MLP's seeds (default: the config's)")
     args = parser.parse_args()
     config = yaml.safe_load(Path(args.config).read_text())
     hyper = dict(config["predictors"]["mlp"])
@@ -92,14 +92,16 @@ def main() -> None:
     batch = config["targets"][args.target]["batch_size"]
     out = {}
     for base in args.bases:
-        fitted, _ = fit_mlp_choosing_transform(
-            data["train"], data["val"], normaliser, transforms, base=base, **hyper
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            fitted.save(tmp)  # as the rule writes it: the network model needs its weights' hash
-            out[base] = {"transform": fitted.description["transform"]}
-            out[base] |= score(tmp, data, networks, found, macro, batch)
-        print(base, json.dumps(out[base], default=float))
+        for seed in args.seeds if args.seeds is not None else [hyper["seed"]]:
+            fitted, _ = fit_mlp_choosing_transform(
+                data["train"], data["val"], normaliser, transforms, base=base, **(hyper | {"seed": seed})
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                fitted.save(tmp)  # as the rule writes it: the network model needs its weights' hash
+                key = base if args.seeds is None else f"{base} seed {seed}"
+                out[key] = {"transform": fitted.description["transform"]}
+                out[key] |= score(tmp, data, networks, found, macro, batch)
+            print(key, json.dumps(out[key], default=float))
     path = Path("benchmarks/out") / f"mlp_base-{args.target}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, default=float) + "\n")
