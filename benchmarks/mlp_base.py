@@ -3,8 +3,9 @@
 Refits the MLP of one target on a finished run's own datasets once per base (`base: shape`,
 `base: ridge` and `base: none`, LENNA's plain MLP; `--bases` picks) and seed (`--seeds`; default
 the config's), the other hyper-parameters from the config; fits each one's network model on the
-run's timed networks as the rule `network_model` does; and scores each on the held-out cells, the held-out cells under 1 ms, the networks no network model saw, and the
-sweep's found networks (measured by `measure_final`, in `results/pareto/{target}/pareto.csv`).
+run's timed networks as the rule `network_model` does; and scores each on the held-out cells, the
+held-out cells under 1 ms, the networks no network model saw, and the sweep's found networks
+(measured by `measure_final`, in `results/pareto/{target}/pareto.csv`).
 Nothing is timed: it reads labels the run measured.
 
 Usage: python benchmarks/mlp_base.py [results] [--config config/config.yaml] [--target cpu]

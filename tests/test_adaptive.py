@@ -76,7 +76,9 @@ def test_rounds_time_chosen_training_specs_the_same_on_a_replan_and_a_stop_ends_
     }
     # The summary's sentence: the method and protocol, the random start, the chosen specs, the rounds.
     sentence = _adaptive(summary["adaptive"])
-    assert "committee, 2 visits x 5 passes" in sentence and "24 random specs" in sentence
+    start = summary["adaptive"][0]["n_timed"]  # the 24 random specs less any left out as unstable
+    assert 20 <= start <= 24
+    assert f"committee, 2 visits x 5 passes per discrete label): {start} random specs" in sentence
     assert "then 16 chosen in 2 round(s)" in sentence and sentence.endswith("every round ran.")
     # A budget spent or a validation target reached stops the rounds: nothing more is chosen.
     none, stop = plan_round(2, *inputs, pool, {**SETTINGS, "budget_s": 1e-3}, datasets, mlp, 0)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lenna.datasets import fit_normaliser, merge_latency, normalise, split_by_spec_id
-from lenna.io import read_metadata
+from lenna.io import read_metadata, read_parquet
 from lenna.predictors.fitting import fit_mlp
 from lenna.predictors.metrics import latency_metrics
 from lenna.space.specs import SHAPE_COLUMNS
@@ -179,8 +179,10 @@ def plan_round(
     predictor = fit_first_transform(train, val, normaliser, mlp)
     scores = latency_metrics(val["latency_ms"], predictor.predict(val))
     spent = timing_seconds(latency_paths)
-    # The candidates not timed yet, at the target's batch size (a feature of every label).
-    candidates = pool[~pool["spec_id"].isin(merged["spec_id"])].reset_index(drop=True)
+    # The candidates not timed yet, at the target's batch size (a feature of every label). Not
+    # merged is not untimed: a spec the merge left out (unstable, failed) was timed all the same.
+    scheduled = pd.concat([read_parquet(path)["spec_id"] for path in spec_paths])
+    candidates = pool[~pool["spec_id"].isin(scheduled)].reset_index(drop=True)
     candidates = candidates.assign(batch_size=int(merged["batch_size"].iloc[0]))
     decision = {
         "round": round_,

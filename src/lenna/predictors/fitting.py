@@ -229,28 +229,20 @@ def fit_mlp(
     patience: int,
     seed: int,
     transform: str,
-    base: str = "ridge",
+    base: str = "shape",
     **extra,
 ) -> tuple[LatencyPredictor, pd.DataFrame]:
     """The LENNA MLP: Adam on the standardised (log) latency, early stopping on validation RMSE
     (ms); seeded and deterministic on a CPU, on the linear ``base`` of `MLP_BASES`. Returns the
     best epoch's model and the history."""
-    z_train, z_val = normalise(train, normaliser), normalise(val, normaliser)
-    label, t_train = _standardised(train["latency_ms"].to_numpy(np.float64), transform)
-    x_raw = train[normaliser["features"]].to_numpy(np.float64)
-    base_weights = fit_base(base, x_raw, z_train, t_train, normaliser)
-    # The network learns what the base leaves: its target is the label less the base's output.
-    offset_train = _base_of(base, base_weights, train, z_train, normaliser)
-    target = torch.as_tensor(t_train, dtype=torch.float32) - offset_train
-    x_train = torch.as_tensor(z_train, dtype=torch.float32)
-    x_val = torch.as_tensor(z_val, dtype=torch.float32)
-    offset_val = _base_of(base, base_weights, val, z_val, normaliser)
-    y_val = val["latency_ms"].to_numpy(np.float64)
-
+    label, base_weights, (x_train, target), (x_val, offset_val) = _residual_data(
+        train, val, normaliser, transform, base
+    )
     torch.manual_seed(seed)
-    net = _MLP(z_train.shape[1], hidden, activation)
+    net = _MLP(x_train.shape[1], hidden, activation)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     step = partial(train_epoch, net, optimiser, x_train, target, batch_size=batch_size)
+    y_val = val["latency_ms"].to_numpy(np.float64)
     validate = partial(_val_rmse, net, x_val, offset_val, y_val, label, transform)
     best, stopped, history = _early_stopping(net, step, validate, len(x_train), epochs, patience, seed)
     if best is None:  # no validation spec, or none the network could predict (NaN)
@@ -281,6 +273,20 @@ def fit_mlp(
     weights = _mlp_weights(best, normaliser, len(hidden) + 1) | base_weights
     predictor = with_floor(LatencyPredictor(desc, weights), train)
     return predictor, pd.DataFrame(history)
+
+
+def _residual_data(train: pd.DataFrame, val: pd.DataFrame, normaliser: dict, transform: str, base: str):
+    """What the MLP learns: the label statistics, the ``base``'s weights fitted on ``train``, the
+    training features (standardised, float32) with their label less the base's output, and the
+    validation features with the base's output."""
+    z_train, z_val = normalise(train, normaliser), normalise(val, normaliser)
+    label, t_train = _standardised(train["latency_ms"].to_numpy(np.float64), transform)
+    x_raw = train[normaliser["features"]].to_numpy(np.float64)
+    weights = fit_base(base, x_raw, z_train, t_train, normaliser)
+    as_tensor = partial(torch.as_tensor, dtype=torch.float32)
+    target = as_tensor(t_train) - _base_of(base, weights, train, z_train, normaliser)
+    offset_val = _base_of(base, weights, val, z_val, normaliser)
+    return label, weights, (as_tensor(z_train), target), (as_tensor(z_val), offset_val)
 
 
 def _val_rmse(

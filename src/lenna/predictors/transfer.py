@@ -293,6 +293,7 @@ def choose_labels(
 
 # The MLP trained on a held-out device's n labels alone (its hidden layers: the source model's).
 ALONE = {
+    "base": "ridge",
     "activation": "relu",
     "lr": 1e-3,
     "epochs": 300,
