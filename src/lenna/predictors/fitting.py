@@ -167,12 +167,15 @@ def shape_base(x: np.ndarray, t: np.ndarray, space: Space, alpha: float = SHAPE_
     probability columns."""
     counts = op_counts(space)
     keys, rows = np.unique(x[:, :N_SHAPE], axis=0, return_inverse=True)
-    coef, intercept = np.zeros((len(keys), x.shape[1] - N_SHAPE)), np.zeros(len(keys))
-    for k in range(len(keys)):
+    # A shape needs twice as many training cells as op counts to pin its law; with fewer (a tiny
+    # run, a learning curve's first share) it gets the ridge base, as a shape never timed does.
+    enough = [k for k in range(len(keys)) if (rows.ravel() == k).sum() >= 2 * counts.shape[1]]
+    coef, intercept = np.zeros((len(enough), x.shape[1] - N_SHAPE)), np.zeros(len(enough))
+    for i, k in enumerate(enough):
         at = rows.ravel() == k
-        c, intercept[k] = ridge_base(x[at, N_SHAPE:] @ counts, t[at], alpha)
-        coef[k] = counts @ c
-    return {"shape_keys": keys, "shape_coef": coef, "shape_intercept": intercept}
+        c, intercept[i] = ridge_base(x[at, N_SHAPE:] @ counts, t[at], alpha)
+        coef[i] = counts @ c
+    return {"shape_keys": keys[enough].reshape(-1, N_SHAPE), "shape_coef": coef, "shape_intercept": intercept}
 
 
 def fit_base(base: str, x: np.ndarray, z: np.ndarray, t: np.ndarray, normaliser: dict) -> dict:
@@ -264,8 +267,8 @@ def fit_mlp(
             "weight_decay": weight_decay,
             "patience": patience,
             "seed": seed,
-            **({"base_ridge_alpha": BASE_RIDGE_ALPHA} if base == "ridge" else {}),
-            **({"base_ridge_alpha": SHAPE_BASE_ALPHA} if base == "shape" else {}),
+            **({"base_ridge_alpha": BASE_RIDGE_ALPHA} if base != "none" else {}),
+            **({"shape_base_alpha": SHAPE_BASE_ALPHA} if base == "shape" else {}),
             **stopped,
         },
         **extra,
