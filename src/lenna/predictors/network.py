@@ -4,7 +4,8 @@
 `lenna.predictors.composition`): the chosen composition of the cells' predicted latency ``c``
 with the parts outside cells ``p`` (each a linear function of its multiply-accumulates) and
 the network's structure, always of the form ``k c + m`` at a given macro (`NetworkModel.affine`),
-so that the search's expected latency stays differentiable in the alphas.
+raised to the plain sum ``c + p`` where the model is floored (`NetworkModel.predict`), so that
+the search's expected latency stays differentiable in the alphas.
 """
 
 from __future__ import annotations
