@@ -24,11 +24,13 @@ def run_snakemake(
     check: bool = True,
     snakefile: Path = ROOT / "Snakefile",
     env: dict | None = None,
+    command: list[str] = SNAKEMAKE,
 ):
-    """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI;
-    ``env`` adds environment variables; ``configfile`` None passes none (the workflow's default)."""
+    """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI
+    (``command``); ``env`` adds environment variables; ``configfile`` None passes none (the
+    workflow's default)."""
     cmd = [
-        *SNAKEMAKE,
+        *command,
         "--snakefile",
         str(snakefile),
         "--directory",

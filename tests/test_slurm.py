@@ -3,6 +3,7 @@
 
 import re
 import subprocess
+import sys
 
 import pytest
 from slurm_cluster import slurm_cluster, unavailable_reason
@@ -14,8 +15,7 @@ pytestmark = pytest.mark.e2e
 # The rules of the Snakefile's `localrules`: run on the submitting host, never as SLURM jobs.
 LOCAL = {"sample_specs", "merge_latency", "split_normalise", "train_constant", "train_flops", "pareto"}
 # Jobs of the tiny config with one search and one timing shard (the others would only repeat them,
-# each a wave of polling: the executor plugin waits 10 s longer after every status check that finds
-# no job finished) that must have been SLURM jobs (rule: count).
+# each a wave of jobs to wait for) that must have been SLURM jobs (rule: count).
 CLUSTER = {
     "measure_latency": 1,
     "measure_lut": 1,
@@ -47,6 +47,7 @@ def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(tmp_path):
             *cluster.snakemake_args(),
             configfile=config,
             env=cluster.env,
+            command=[sys.executable, str(ROOT / "tests" / "slurm_snakemake.py")],  # checks every second
         )
         # Comment (rule and wildcards, set by the executor plugin), state, may others share the node.
         jobs = cluster.run("squeue", "--states=all", "--noheader", "--format=%k|%T|%h").stdout

@@ -227,13 +227,14 @@ def floored(pred: np.ndarray, x: pd.DataFrame) -> np.ndarray:
     return np.maximum(pred, x["floor_ms"].to_numpy()) if "floor_ms" in x else pred
 
 
-def predict_rows(kind: str, params: dict, x: pd.DataFrame) -> np.ndarray:
-    """Candidate ``kind``'s prediction of the networks of inputs ``x``, `floored`."""
+def predict_rows(kind: str, params: dict, x: pd.DataFrame, floor: bool = True) -> np.ndarray:
+    """Candidate ``kind``'s prediction of the networks of inputs ``x``, `floored` unless not
+    ``floor`` (what a macro's own ``scale`` multiplies, as `NetworkModel.predict` does)."""
     out = []
     for _, row in x.iterrows():
         k, m = affine_terms(kind, params, row.to_dict())
         out.append(k * row["cells_ms"] + m)
-    return floored(np.array(out), x)
+    return floored(np.array(out), x) if floor else np.array(out)
 
 
 def _score(y: np.ndarray, pred: np.ndarray) -> dict:
@@ -338,7 +339,7 @@ def fit_macro_calibrations(
         return {}
     forms = {key: _own_forms(y[fitting & (keys == key)]) for key in set(keys[fitting])}
     pooled, own = _cross_validate_own(table, inputs, y, fitting, forms, chosen, params.get("alpha", 0.0))
-    everywhere = predict_rows(chosen, params, inputs)
+    everywhere = predict_rows(chosen, params, inputs, floor=False)
     out = {}
     for key in sorted(set(keys[fitting])):
         at = fitting & (keys == key)
@@ -372,8 +373,8 @@ def _cross_validate_own(table, inputs, y, fitting, forms, chosen, alpha) -> tupl
         rest, held = fitting & (folds != fold), fitting & (folds == fold)
         if not held.any() or not rest.any():
             continue
-        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs)
-        pooled[held] = predicted[held]
+        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs, False)
+        pooled[held] = floored(predicted[held], inputs[held])
         for key in set(keys[held]):
             at, here = rest & (keys == key), held & (keys == key)
             if at.sum() >= 2:
@@ -390,12 +391,14 @@ def _own_forms(latency: np.ndarray) -> tuple[str, ...]:
 
 
 def _fit_own(form: str, x: pd.DataFrame, y: np.ndarray, pooled: np.ndarray) -> dict:
+    """Calibration ``form`` of a macro's networks ``x``; ``pooled`` unfloored (`predict_rows`)."""
     if form == "scale":  # the median of measured over pooled latency
         return {"scale": float(np.median(y / pooled))}
     return fit_candidate("affine", x, y)
 
 
 def _predict_own(form: str, params: dict, x: pd.DataFrame, pooled: np.ndarray) -> np.ndarray:
+    """``x``'s networks by own calibration ``form``, on the unfloored ``pooled`` prediction."""
     return floored(params["scale"] * pooled, x) if form == "scale" else predict_rows("affine", params, x)
 
 
@@ -426,11 +429,11 @@ def fit_lending(
     borrowed, pooled = [], []
     for key, name in pairs:
         rest, held, lender = fitting & (keys != key), fitting & (keys == key), fitting & (keys == name)
-        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs)
+        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs, False)
         form = macros[name]["form"]
         own = _fit_own(form, inputs[lender], y[lender], predicted[lender])
         borrowed.append(np.abs(_predict_own(form, own, inputs[held], predicted[held]) / y[held] - 1))
-        pooled.append(np.abs(predicted[held] / y[held] - 1))
+        pooled.append(np.abs(floored(predicted[held], inputs[held]) / y[held] - 1))
     selection = {
         "borrowed": _score_errors(np.concatenate(borrowed)),
         "pooled": _score_errors(np.concatenate(pooled)),
@@ -500,18 +503,15 @@ def fit_network_model(
 
 def score_networks(table: pd.DataFrame, model: NetworkModel, inputs: pd.DataFrame) -> pd.DataFrame:
     """The network table with each network's predictions: ``predicted_cells_ms``,
-    ``predicted_sum_ms`` (the plain sum of cells and parts) and ``predicted_ms`` (the model)."""
+    ``predicted_sum_ms`` (the plain sum of cells and parts) and ``predicted_ms`` (the model, by
+    `NetworkModel.predict`: the very path of the API and the search, floor included)."""
     out = table.drop(columns=["genotype"]).copy()
     out["predicted_cells_ms"] = inputs["cells_ms"]
     out["predicted_parts_ms"] = inputs["parts_ms"]
-    out["predicted_sum_ms"] = predict_rows("sum", {}, inputs)
-    pooled = predict_rows(model.chosen, model.description["candidates"][model.chosen]["params"], inputs)
-    own = [model.own_calibration(macro_of_row(row)) for _, row in table.iterrows()]
+    out["predicted_sum_ms"] = predict_rows("sum", {}, inputs, floor=False)
     out["predicted_ms"] = [
-        pooled[i]
-        if entry is None
-        else _predict_own(entry["form"], entry["params"], inputs.iloc[[i]], pooled[[i]])[0]
-        for i, entry in enumerate(own)
+        model.predict(float(cells), macro_of_row(row), int(row["batch_size"]))
+        for cells, (_, row) in zip(inputs["cells_ms"], table.iterrows(), strict=True)
     ]
     return out
 
