@@ -503,6 +503,7 @@ def test_pareto_figure_draws_prediction_against_measurement_when_the_networks_ha
 
 
 def test_found_networks_predictions_are_scored_by_the_network_model_and_the_plain_sum():
+    from lenna.report.summary import _prediction
     from lenna.search.pareto import headline, pareto_table
 
     rows = [
@@ -520,6 +521,16 @@ def test_found_networks_predictions_are_scored_by_the_network_model_and_the_plai
         "median_ape": pytest.approx((1 / 11 + 0.9 / 5.5) / 2),
     }
     assert prediction["sum"]["within_10pct"] == 0.5
+    # A label the timing protocol marked unstable: the prediction is scored over the stable ones too.
+    marked = [{**rows[0], "latency_status": "ok"}, {**rows[1], "latency_status": "unstable"}]
+    flagged = headline(pareto_table(marked))["mlp"]["prediction"]
+    assert flagged["predicted"]["n"] == 2
+    stable = {"n": 1, "within_10pct": 1.0, "median_ape": pytest.approx(1 / 11), "n_unstable": 1}
+    assert flagged["stable"] == stable
+    text = _prediction(flagged)
+    assert "marked 1 of the 2 labels unstable; over the 1 stable ones the predictor is 100% within" in text
+    all_ok = headline(pareto_table([{**r, "latency_status": "ok"} for r in rows]))["mlp"]["prediction"]
+    assert "stable" not in all_ok
     # A table target's networks have no prediction to score.
     assert (
         headline(pareto_table([{**rows[0], "predicted_latency_ms": float("nan")}]))["mlp"]["prediction"]

@@ -158,6 +158,7 @@ def test_the_tiny_run_fits_a_network_model_per_predictor_and_uses_it_for_the_fou
     pareto = pd.read_csv(results / "pareto" / "cpu" / "pareto.csv")
     # A tiny run's MLP is no predictor (it may even price cells below zero): the columns are there.
     assert "network_factor" not in pareto.columns and pareto["predicted_sum_ms"].notna().all()
+    assert set(pareto["latency_status"]) <= {"ok", "unstable"}  # the protocol's verdict on each label
     for path in (results / "search" / "cpu").glob("*/lambda-*/seed-*/final/latency.json"):
         found = json.loads(path.read_text())
         assert found["status"] in ("ok", "unstable") and found["predicted_latency_ms"] > 0

@@ -31,6 +31,8 @@ for metrics, latency, summary in zip(
             # The plain sum of cells and parts beside the network model's prediction (measured
             # targets; a device table's latency is its own network's).
             "predicted_sum_ms": lat.get("predicted_sum_ms", float("nan")),
+            # the timing protocol's verdict on the label (a device table's latency has none)
+            "latency_status": lat.get("status", "ok"),
             "val_accuracy": m["val_accuracy"],
             "parameters": m["parameters"],
             "search_genotype_latency_ms": s["genotype_latency_ms"],

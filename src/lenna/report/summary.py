@@ -113,6 +113,14 @@ def _prediction(prediction: dict | None) -> str:
             f"; the plain sum of their cells, stem and head: {100 * plain['within_10pct']:.0f}% "
             f"(median error {100 * plain['median_ape']:.1f}%)"
         )
+    if "stable" in prediction:
+        stable = prediction["stable"]
+        text += f". The timing protocol marked {stable['n_unstable']} of the {raw['n']} labels unstable"
+        if stable["n"]:
+            text += (
+                f"; over the {stable['n']} stable ones the predictor is {100 * stable['within_10pct']:.0f}% "
+                f"within ±10% (median error {100 * stable['median_ape']:.1f}%)"
+            )
     return text + "."
 
 
