@@ -373,7 +373,8 @@ def _cross_validate_own(table, inputs, y, fitting, forms, chosen, alpha) -> tupl
         rest, held = fitting & (folds != fold), fitting & (folds == fold)
         if not held.any() or not rest.any():
             continue
-        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs, False)
+        refitted = fit_candidate(chosen, inputs[rest], y[rest], alpha)
+        predicted = predict_rows(chosen, refitted, inputs, floor=False)  # own scales multiply it
         pooled[held] = floored(predicted[held], inputs[held])
         for key in set(keys[held]):
             at, here = rest & (keys == key), held & (keys == key)
@@ -429,7 +430,8 @@ def fit_lending(
     borrowed, pooled = [], []
     for key, name in pairs:
         rest, held, lender = fitting & (keys != key), fitting & (keys == key), fitting & (keys == name)
-        predicted = predict_rows(chosen, fit_candidate(chosen, inputs[rest], y[rest], alpha), inputs, False)
+        refitted = fit_candidate(chosen, inputs[rest], y[rest], alpha)
+        predicted = predict_rows(chosen, refitted, inputs, floor=False)  # own scales multiply it
         form = macros[name]["form"]
         own = _fit_own(form, inputs[lender], y[lender], predicted[lender])
         borrowed.append(np.abs(_predict_own(form, own, inputs[held], predicted[held]) / y[held] - 1))

@@ -167,15 +167,16 @@ def shape_base(x: np.ndarray, t: np.ndarray, space: Space, alpha: float = SHAPE_
     probability columns."""
     counts = op_counts(space)
     keys, rows = np.unique(x[:, :N_SHAPE], axis=0, return_inverse=True)
+    rows = rows.ravel()
     # A shape needs twice as many training cells as op counts to pin its law; with fewer (a tiny
     # run, a learning curve's first share) it gets the ridge base, as a shape never timed does.
-    enough = [k for k in range(len(keys)) if (rows.ravel() == k).sum() >= 2 * counts.shape[1]]
+    enough = np.flatnonzero(np.bincount(rows, minlength=len(keys)) >= 2 * counts.shape[1])
     coef, intercept = np.zeros((len(enough), x.shape[1] - N_SHAPE)), np.zeros(len(enough))
     for i, k in enumerate(enough):
-        at = rows.ravel() == k
+        at = rows == k
         c, intercept[i] = ridge_base(x[at, N_SHAPE:] @ counts, t[at], alpha)
         coef[i] = counts @ c
-    return {"shape_keys": keys[enough].reshape(-1, N_SHAPE), "shape_coef": coef, "shape_intercept": intercept}
+    return {"shape_keys": keys[enough], "shape_coef": coef, "shape_intercept": intercept}
 
 
 def fit_base(base: str, x: np.ndarray, z: np.ndarray, t: np.ndarray, normaliser: dict) -> dict:

@@ -113,18 +113,18 @@ def prediction_accuracy(group: pd.DataFrame) -> dict | None:
     prediction is also scored over the stable ones alone (``stable``, with ``n_unstable``): a miss
     there is the model's, not a label's. None when no network has a prediction (a device-table
     target)."""
-    measured = group["latency_ms"]
-    out = {}
-    for key, column in (("predicted", "predicted_latency_ms"), ("sum", "predicted_sum_ms")):
-        if column not in group or group[column].isna().all():
-            continue
-        out[key] = _score((group[column] / measured - 1).abs().dropna())
-    if "predicted" not in out:
+    errors = {
+        key: (group[column] / group["latency_ms"] - 1).abs()
+        for key, column in (("predicted", "predicted_latency_ms"), ("sum", "predicted_sum_ms"))
+        if column in group and not group[column].isna().all()
+    }
+    if "predicted" not in errors:
         return None
+    out = {key: _score(error.dropna()) for key, error in errors.items()}
     unstable = (group["latency_status"] == "unstable") if "latency_status" in group else None
     if unstable is not None and unstable.any():
-        error = (group["predicted_latency_ms"] / measured - 1).abs()[~unstable].dropna()
-        out["stable"] = {**_score(error), "n_unstable": int(unstable.sum())}
+        stable = errors["predicted"][~unstable].dropna()
+        out["stable"] = {**_score(stable), "n_unstable": int(unstable.sum())}
     return out
 
 
