@@ -2,8 +2,8 @@
 
 Reads a run directory's found networks (``results/search/{target}/{model}/lambda-*/seed-*/``:
 ``genotype.json`` and the ``final/latency.json`` the run wrote), times them in one job with the
-config's protocol, reference cell and ``networks.span_s`` (`lenna.timing.networks.measure_networks`)
-beside the anchors ``measure_final`` times (`lenna.search.found.anchor_items`, from the run's
+config's protocol, reference cell and span (`lenna.config.found_span_s`) beside the anchors
+``measure_final`` times (`lenna.search.found.measure_found`, `anchor_items`, from the run's
 network table), and prints the job's reference ticks, its speed factor by the reference (against
 the run's cell jobs' median reference) and by the anchors (`job_speed`), and, per network, the
 label the run stored, the new one and the run's prediction. So
@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lenna.config import reference_shape, target_settings, timing_protocol
+from lenna.config import found_span_s, reference_shape, target_settings, timing_protocol
 from lenna.io import read_parquet
-from lenna.search.found import anchor_items, found_items, job_speed
+from lenna.search.found import anchor_items, found_items, job_speed, measure_found
 from lenna.space.network import Macro
 from lenna.space.spaces import config_space, load_architecture
 from lenna.timing.devices import pin_device
-from lenna.timing.networks import Reference, measure_networks
+from lenna.timing.networks import Reference
 
 
 def main() -> None:
@@ -54,14 +54,8 @@ def main() -> None:
     anchors, labels = anchor_items(table, macro)
     reference = Reference(reference_shape(config), space.ops, space.steps)
     protocol = timing_protocol(config)
-    rows = measure_networks(
-        items + anchors,
-        target,
-        "cpu",
-        device,
-        protocol,
-        reference,
-        span_s=config["networks"].get("span_s", 0),
+    rows = measure_found(
+        items, anchors, target, "cpu", device, protocol, reference, span_s=found_span_s(config)
     )
     summary = args.run / "results" / "datasets" / args.target / "summary.json"
     nominal = json.loads(summary.read_text())["reference_nominal_ms"]

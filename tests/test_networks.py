@@ -13,7 +13,7 @@ from lenna.datasets import feature_columns
 from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
 from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
-from lenna.search.found import anchor_items, found_items, found_latencies
+from lenna.search.found import anchor_items, anchored_order, found_items, found_latencies, measure_found
 from lenna.space import lenna_block
 from lenna.space.architectures import architecture_text, published_architectures, random_architecture
 from lenna.space.genotype import DARTS_V2
@@ -507,14 +507,11 @@ def test_the_found_networks_of_a_sweep_are_timed_together_once_per_architecture(
     assert {a.name for a in anchors} == {"anchor:n0", "anchor:n1"} and {a.group for a in anchors} == {
         "anchor"
     }
-    timed = measure_networks(
-        items + anchors,
-        target,
-        "cpu",
-        torch.device("cpu"),
-        protocol,
-        Reference(shape, DARTS.ops, DARTS.steps),
+    timed = measure_found(
+        items, anchors, target, "cpu", torch.device("cpu"), protocol, Reference(shape, DARTS.ops, DARTS.steps)
     )
+    # timed with the anchors among the found networks, returned found first, anchors last
+    assert list(timed["name"]) == [*(i.name for i in items), *(a.name for a in anchors)]
     # An anchor whose visits disagreed (a busy host) is left out of the job's speed.
     timed["status"] = ["ok", "ok", "ok", "unstable"]
     out = found_latencies(items, timed, nominal, predictor, target, "cpu", macro, labels)
@@ -549,7 +546,7 @@ def test_the_anchors_are_random_networks_of_the_stage_at_the_final_macro_spread_
     table = pd.DataFrame(
         [{**{f"macro_{k}": v for k, v in r.pop("macro").__dict__.items()}, **r} for r in rows]
     ).sample(frac=1.0, random_state=0)
-    anchors, labels = anchor_items(table, final)
+    anchors, labels = anchor_items(table, final, n=4)
     assert labels.tolist() == [1.0, 4.0, 7.0, 10.0]  # evenly by rank, the cheapest and slowest among them
     assert [a.name for a in anchors] == [
         "anchor:random-0",
@@ -557,9 +554,18 @@ def test_the_anchors_are_random_networks_of_the_stage_at_the_final_macro_spread_
         "anchor:random-6",
         "anchor:random-9",
     ]
+    assert anchor_items(table, final)[1].tolist() == [1.0, 3.0, 5.0, 6.0, 8.0, 10.0]  # ANCHORS: 6
     assert all(a.macro == final and architecture_text(a.arch) == arch for a in anchors)
     assert anchor_items(table, final, n=20)[1].tolist() == [1.0 + k for k in range(10)]
     assert anchor_items(table, Macro(init_channels=16, layers=8, input_size=8, input_channels=1))[0] == []
+
+
+def test_a_found_networks_job_visits_its_anchors_spread_among_the_found_networks():
+    # 12 found networks (0-11) and 4 anchors (12-15): an anchor in every quarter of a round
+    assert anchored_order(12, 4) == [0, 1, 12, 2, 3, 4, 13, 5, 6, 7, 14, 8, 9, 10, 15, 11]
+    assert anchored_order(3, 0) == [0, 1, 2] and anchored_order(0, 2) == [0, 1]
+    assert anchored_order(5, 2) == [0, 5, 1, 2, 3, 6, 4]
+    assert anchored_order(2, 6) == [2, 0, 3, 4, 5, 1, 6, 7]  # more anchors than found networks
 
 
 def test_no_network_is_priced_below_its_cells_and_parts(fitted, tmp_path):

@@ -363,6 +363,13 @@ def reference_shape(config: dict) -> CellShape:
     return config_space(config["search_space"]).cell_shapes(search)[0]
 
 
+def found_span_s(config: dict) -> float:
+    """The seconds over which a sweep's found networks' job spreads its rounds:
+    ``networks.found_span_s``, else ``networks.span_s``, else 0 (back to back)."""
+    networks = config["networks"]
+    return float(networks.get("found_span_s", networks.get("span_s", 0)))
+
+
 def n_shards(config: dict) -> int:
     sampling = config["sampling"]
     return -(-sampling["n_specs"] // sampling["specs_per_shard"])

@@ -96,7 +96,7 @@ rule measure_final:
         macro=network_macro("final"),
         target=target_params,
         protocol=config["measurement"],
-        span_s=config["networks"].get("span_s", 0),
+        span_s=cfg.found_span_s(config),
         calibrate=config["datasets"]["calibrate"],
         search_space=config["search_space"],
         reference=cfg.reference_shape(config).as_dict(),

@@ -6,12 +6,12 @@ from pathlib import Path
 from lenna.io import read_parquet, write_json
 from lenna.jobs import log_to_rule
 from lenna.predictors.model import load_predictor
-from lenna.search.found import anchor_items, found_items, found_latencies
+from lenna.search.found import anchor_items, found_items, found_latencies, measure_found
 from lenna.space.cell import CellShape
 from lenna.space.network import Macro
 from lenna.space.spaces import config_space, load_architecture
 from lenna.timing.devices import device_lock, timing_job
-from lenna.timing.networks import Reference, measure_networks
+from lenna.timing.networks import Reference
 from lenna.timing.protocol import TimingProtocol
 
 log = log_to_rule(snakemake)
@@ -27,7 +27,7 @@ log.info("%d found networks, %d distinct, %d anchors", len(archs), len(items), l
 reference = Reference(CellShape(**p.reference), space.ops, space.steps)
 with device_lock(device_str):
     protocol = TimingProtocol(**p.protocol)
-    rows = measure_networks(items + anchors, target, device_str, device, protocol, reference, span_s=p.span_s)
+    rows = measure_found(items, anchors, target, device_str, device, protocol, reference, span_s=p.span_s)
 cells = json.loads(Path(snakemake.input.cells).read_text())
 nominal = cells["reference_nominal_ms"] if p.calibrate else None
 predictor = load_predictor(Path(snakemake.input.model).parent)

@@ -21,10 +21,11 @@ from lenna.space.architectures import architecture_text
 from lenna.space.network import Macro
 from lenna.space.spaces import parse_architecture
 from lenna.timing.network_plan import PARTS, NetworkItem
-from lenna.timing.protocol import Target
+from lenna.timing.networks import Reference, measure_networks
+from lenna.timing.protocol import Target, TimingProtocol
 
 # Networks of the network stage timed beside the found ones (`anchor_items`).
-ANCHORS = 4
+ANCHORS = 6
 
 
 def found_items(archs: dict[str, object], macro: Macro) -> tuple[list[NetworkItem], dict[str, int]]:
@@ -64,6 +65,37 @@ def anchor_items(table: pd.DataFrame, macro: Macro, n: int = ANCHORS) -> tuple[l
         for name, text in zip(rows["name"], rows["genotype"], strict=True)
     ]
     return items, rows["latency_ms"].to_numpy(float)
+
+
+def anchored_order(n_items: int, n_anchors: int) -> list[int]:
+    """The visit order of ``n_items`` found networks (0..n_items-1) and ``n_anchors`` anchors
+    (after them): the anchors spread evenly among the found networks, in their own order."""
+    slots = [(k + 0.5, k) for k in range(n_items)]
+    slots += [((j + 0.5) * n_items / n_anchors, n_items + j) for j in range(n_anchors)]
+    return [i for _, i in sorted(slots)]
+
+
+def measure_found(
+    items: list[NetworkItem],
+    anchors: list[NetworkItem],
+    target: Target,
+    device_str: str,
+    device,
+    protocol: TimingProtocol,
+    reference: Reference,
+    span_s: float = 0.0,
+) -> pd.DataFrame:
+    """Time the found networks ``items`` and the ``anchors`` in one job (`measure_networks`, its
+    rounds over at least ``span_s`` seconds): rows of ``items`` then ``anchors``, as
+    `found_latencies` takes them.
+
+    Each round visits the anchors spread among the found networks (`anchored_order`), not after
+    them: a slow spell late in every round would otherwise fall on the anchors alone and move the
+    job's speed factor, and with it every found network's label."""
+    order = anchored_order(len(items), len(anchors))
+    visits = [(items + anchors)[i] for i in order]
+    rows = measure_networks(visits, target, device_str, device, protocol, reference, span_s)
+    return rows.iloc[np.argsort(order)].reset_index(drop=True)
 
 
 def job_speed(rows: pd.DataFrame, nominal_ms: float | None, anchors: np.ndarray) -> dict:
