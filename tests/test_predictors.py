@@ -12,7 +12,7 @@ from lenna.io import write_parquet
 from lenna.predictors import fitting
 from lenna.predictors.baselines import fit_constant
 from lenna.predictors.fitting import fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
-from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.metrics import latency_metrics, spearman
 from lenna.predictors.model import PredictorError, base_output, load_predictor
 from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
@@ -329,3 +329,17 @@ def test_a_training_table_without_cells_of_no_op_gives_no_floor(splits):
     parts, normaliser = splits
     predictor = fit_elasticnet(parts["train"], normaliser, l1_ratio=[0.5], cv=3, seed=0)
     assert "floor" not in predictor.description and "floor_ms" not in predictor.weights
+
+
+def test_spearman_is_scipys_with_ties_and_nan_where_an_input_is_constant():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 200):
+        for k in range(20):
+            a = rng.integers(0, 4, n).astype(float)  # ties
+            b = rng.normal(size=n) if k % 2 else rng.integers(0, 3, n).astype(float)
+            if np.ptp(a) > 0 and np.ptp(b) > 0:
+                assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert np.isnan(spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])) and np.isnan(spearman([1.0], [2.0]))
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 5]) == pytest.approx(-0.2)  # ranks 1-4 against 2, 3, 4, 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr, ttest_1samp
+
+from lenna.predictors.metrics import spearman
 
 PARETO_COLUMNS = [
     "model",
@@ -27,6 +28,13 @@ PARETO_COLUMNS = [
 # A network whose test accuracy is within this many points of chance (1 / num_classes) learned
 # nothing from its images.
 CHANCE_MARGIN_POINTS = 1.0
+
+
+def paired_p_value(diff) -> float:
+    """Two-sided p-value of a one-sample t-test that the paired differences ``diff`` have mean 0."""
+    from scipy.stats import ttest_1samp  # here: the figure jobs that import this module need no scipy
+
+    return float(ttest_1samp(diff, 0.0).pvalue)
 
 
 def on_front(accuracy, latency) -> np.ndarray:
@@ -87,7 +95,7 @@ def paired_change(group: pd.DataFrame) -> pd.DataFrame:
             continue
         diff = 100 * (acc[lam] - acc[0.0]).dropna()
         sd = float(diff.std()) if len(diff) > 1 else float("nan")
-        p_value = float(ttest_1samp(diff, 0.0).pvalue) if len(diff) > 1 and sd > 0 else float("nan")
+        p_value = paired_p_value(diff) if len(diff) > 1 and sd > 0 else float("nan")
         rows.append(
             {
                 "lambda": lam,
@@ -154,7 +162,7 @@ def headline(table: pd.DataFrame, tolerance_points: float = 0.5) -> dict:
             for _, row in group[group["degenerate"]].iterrows()
         ]
         if len(sweep) > 1:
-            rho = spearmanr(sweep["lambda"], sweep["latency_ms"]).statistic
+            rho = spearman(sweep["lambda"], sweep["latency_ms"])
             entry["spearman_lambda_latency"] = None if np.isnan(rho) else float(rho)
         base = sweep[sweep["lambda"] == 0]
         if len(base):
