@@ -33,9 +33,8 @@ def latency_metrics(true_ms, pred_ms) -> dict:
     if len(true_ms) == 0:
         raise ValueError("no latencies to score")
     ape = np.abs(pred_ms - true_ms) / true_ms
-    # A constant prediction (the constant baseline) has no rank order: rho is undefined.
-    ranked = len(true_ms) > 1 and np.ptp(pred_ms) > 0 and np.ptp(true_ms) > 0
-    rho = spearman(true_ms, pred_ms) if ranked else float("nan")
+    # A constant prediction (the constant baseline) has no rank order: rho is NaN (`spearman`).
+    rho = spearman(true_ms, pred_ms)
     return {
         "rmse_ms": float(np.sqrt(np.mean((pred_ms - true_ms) ** 2))),
         "mape": float(ape.mean()),

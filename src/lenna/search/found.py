@@ -93,7 +93,8 @@ def measure_found(
     them: a slow spell late in every round would otherwise fall on the anchors alone and move the
     job's speed factor, and with it every found network's label."""
     order = anchored_order(len(items), len(anchors))
-    visits = [(items + anchors)[i] for i in order]
+    every = items + anchors
+    visits = [every[i] for i in order]
     rows = measure_networks(visits, target, device_str, device, protocol, reference, span_s)
     return rows.iloc[np.argsort(order)].reset_index(drop=True)
 
