@@ -86,7 +86,9 @@ def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
 
 IMPORTED = """
 import ast, json, os, sys
-import torch, numpy, pandas, pyarrow, sklearn, scipy, matplotlib  # shared: loaded once, before forking
+# Third-party modules shared by the scripts: loaded once, before forking (a child loads only lenna's).
+import torch, numpy, pandas, pyarrow.parquet, scipy, yaml, matplotlib.pyplot
+import sklearn.cluster, sklearn.decomposition, sklearn.linear_model, sklearn.model_selection
 results = {}
 for script in sys.argv[1:]:
     read, write = os.pipe()

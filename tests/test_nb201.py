@@ -1,6 +1,7 @@
 """The NAS-Bench-201 space: its string, cell, network, specs, config and the public-device check."""
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -244,11 +245,16 @@ def test_the_supernet_mixes_every_op_under_one_alpha_and_derives_the_argmax_cell
 def test_a_config_file_on_the_command_line_replaces_the_default_one(tmp_path):
     # Run where config/config.yaml exists (the repository root, for a user): --configfile must
     # not be merged into the DARTS default key by key (op_set darts would stay under nb201).
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
-    proc = run_snakemake(tmp_path, "--dry-run", configfile=TINY_NB201)
-    assert "results/public/cpu/rank.csv" in proc.stdout
-    default = run_snakemake(tmp_path, "--dry-run", "results/specs/shard-11.parquet", configfile=None)
+    def dry_run(name, *targets, configfile):  # the two at once, each in a directory of its own
+        (tmp_path / name / "config").mkdir(parents=True)
+        (tmp_path / name / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
+        return run_snakemake(tmp_path / name, "--dry-run", *targets, configfile=configfile)
+
+    with ThreadPoolExecutor(2) as pool:
+        given = pool.submit(dry_run, "given", configfile=TINY_NB201)
+        default = pool.submit(dry_run, "default", "results/specs/shard-11.parquet", configfile=None)
+        given, default = given.result(), default.result()
+    assert "results/public/cpu/rank.csv" in given.stdout
     assert "shard-11" in default.stdout  # no --configfile: the default (12 shards) is used
 
 
