@@ -231,6 +231,29 @@ def test_a_network_jobs_rounds_are_spread_over_its_span_and_back_to_back_without
             assert gaps.max() < 0.3, gaps
 
 
+def test_a_spread_jobs_retiming_rounds_are_spaced_within_the_budget_and_a_cell_jobs_back_to_back():
+    class Clock:
+        def tick(self):
+            pass
+
+    # rounds 3 over a span of 0.6 s: re-timing rounds half a round's spacing (0.15 s) apart
+    protocol = TimingProtocol(rounds=3, retime_rounds=4, retime_tolerance=0.1, retime_budget_s=0.5)
+    for span_s in (0.0, 0.6):
+        timing, starts = SpecTiming("discrete"), []
+
+        def visit(_i, timing=timing, starts=starts):  # visits 1 ms, then 2 ms: never stable
+            starts.append(time.perf_counter())
+            timing.visits.append(np.array([1.0 if not timing.visits else 2.0]))
+
+        out = visit_in_rounds([timing], visit, Clock(), protocol, span_s)
+        retimes = np.array(starts[3:])
+        if span_s:  # due at +0.15, +0.30, +0.45 s; +0.60 s is past the budget
+            assert out["retime_rounds_run"] == 3 and len(retimes) == 3
+            assert np.diff(retimes).min() >= 0.14 and out["retime_s"] < 0.6
+        else:
+            assert out["retime_rounds_run"] == 4 and np.ptp(retimes) < 0.1
+
+
 def test_the_network_dataset_calibrates_splits_and_leaves_out_unstable_networks():
     predictor = linear_predictor()
     measured = synthetic_networks(predictor, n_architectures=4)

@@ -332,7 +332,9 @@ def visit_in_rounds(
 
     ``span_s``: round r starts no earlier than ``r / (rounds - 1)`` of it after the first (the
     job waits, idle, where its rounds are quicker), so that a short job's visits do not all fall
-    in one slow spell of the machine, which its reference cell need not see."""
+    in one slow spell of the machine, which its reference cell need not see. Such a job spaces
+    its re-timing rounds too, half a round's spacing apart (within the budget): a few unstable
+    networks re-visited back to back take a second, inside the slow spell that spoiled them."""
 
     def visit_all(indices, deadline: float = float("inf")) -> None:
         for n, i in enumerate(indices):
@@ -351,14 +353,17 @@ def visit_in_rounds(
             time.sleep(max(0.0, first + span_s * round_ / (protocol.rounds - 1) - time.perf_counter()))
         visit_all([i for i, t in enumerate(timings) if round_ < t.planned_visits(protocol)])
     start, rounds_run = time.perf_counter(), 0
-    for _ in range(protocol.retime_rounds):
+    gap = span_s / max(protocol.rounds - 1, 1) / 2
+    for round_ in range(protocol.retime_rounds):
         unstable = [
             i
             for i, t in enumerate(timings)
             if not t.error and t.uncertainty(protocol) > protocol.retime_tolerance
         ]
-        if not unstable or time.perf_counter() - start >= protocol.retime_budget_s:
+        due = start + gap * (round_ + 1)  # gap 0 (cells): at once
+        if not unstable or max(due, time.perf_counter()) - start >= protocol.retime_budget_s:
             break
+        time.sleep(max(0.0, due - time.perf_counter()))
         visit_all(unstable, deadline=start + protocol.retime_budget_s)
         rounds_run += 1
     return {"retime_s": time.perf_counter() - start, "retime_rounds_run": rounds_run}
