@@ -3,6 +3,7 @@
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
 from lenna.space.spaces import get_space
 from lenna.timing.labels import SpecTiming, visit_in_rounds
-from lenna.timing.network_plan import covered, fit_macros, network_plan
+from lenna.timing.network_plan import NetworkItem, covered, fit_macros, network_plan
 from lenna.timing.networks import Reference, measure_networks
 from lenna.timing.protocol import Target, TimingProtocol
 
@@ -231,23 +232,22 @@ def test_a_network_jobs_rounds_are_spread_over_its_span_and_back_to_back_without
             assert gaps.max() < 0.3, gaps
 
 
-def test_a_spread_jobs_retiming_rounds_are_spaced_within_the_budget_and_a_cell_jobs_back_to_back():
+def test_retiming_rounds_are_spaced_by_the_protocols_gap_within_the_budget_and_else_back_to_back():
     class Clock:
         def tick(self):
             pass
 
-    # rounds 3 over a span of 0.6 s: re-timing rounds half a round's spacing (0.15 s) apart
     protocol = TimingProtocol(rounds=3, retime_rounds=4, retime_tolerance=0.1, retime_budget_s=0.5)
-    for span_s in (0.0, 0.6):
+    for gap in (0.0, 0.15):
         timing, starts = SpecTiming("discrete"), []
 
         def visit(_i, timing=timing, starts=starts):  # visits 1 ms, then 2 ms: never stable
             starts.append(time.perf_counter())
             timing.visits.append(np.array([1.0 if not timing.visits else 2.0]))
 
-        out = visit_in_rounds([timing], visit, Clock(), protocol, span_s)
+        out = visit_in_rounds([timing], visit, Clock(), replace(protocol, retime_gap_s=gap))
         retimes = np.array(starts[3:])
-        if span_s:  # due at +0.15, +0.30, +0.45 s; +0.60 s is past the budget
+        if gap:  # due at +0.15, +0.30, +0.45 s; +0.60 s is past the budget
             assert out["retime_rounds_run"] == 3 and len(retimes) == 3
             assert np.diff(retimes).min() >= 0.14 and out["retime_s"] < 0.6
         else:
@@ -552,6 +552,23 @@ def test_the_found_networks_of_a_sweep_are_timed_together_once_per_architecture(
     rows.loc[1, ["status", "error"]] = ["failed", "out of memory"]
     with pytest.raises(RuntimeError, match="b/genotype.json: the found network could not be timed: out of"):
         found_latencies(items, rows, nominal, predictor, target, "cpu", macro)
+
+
+def test_the_found_job_spaces_its_retiming_rounds_half_a_rounds_spacing_apart(monkeypatch):
+    import lenna.search.found as found
+
+    seen = {}
+
+    def fake(visits, target, device_str, device, protocol, reference, span_s):
+        seen.update(protocol=protocol, span_s=span_s)
+        return pd.DataFrame({"name": [v.name for v in visits]})
+
+    monkeypatch.setattr(found, "measure_networks", fake)
+    items = [NetworkItem(f"n{i}", arch=None, macro_name="final", macro=None, group="found") for i in range(3)]
+    protocol = TimingProtocol(rounds=3, retime_budget_s=60)
+    rows = measure_found(items, [], Target("cpu", 1, 1), "cpu", None, protocol, None, span_s=90)
+    assert list(rows["name"]) == ["n0", "n1", "n2"] and seen["span_s"] == 90
+    assert seen["protocol"] == replace(protocol, retime_gap_s=22.5)  # re-timing at +22.5 s and +45 s
 
 
 def test_the_anchors_are_random_networks_of_the_stage_at_the_final_macro_spread_over_its_range():

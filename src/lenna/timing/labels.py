@@ -332,9 +332,8 @@ def visit_in_rounds(
 
     ``span_s``: round r starts no earlier than ``r / (rounds - 1)`` of it after the first (the
     job waits, idle, where its rounds are quicker), so that a short job's visits do not all fall
-    in one slow spell of the machine, which its reference cell need not see. Such a job spaces
-    its re-timing rounds too, half a round's spacing apart (within the budget): a few unstable
-    networks re-visited back to back take a second, inside the slow spell that spoiled them."""
+    in one slow spell of the machine, which its reference cell need not see. Re-timing round k
+    starts no earlier than ``k * protocol.retime_gap_s`` after the last round."""
 
     def visit_all(indices, deadline: float = float("inf")) -> None:
         for n, i in enumerate(indices):
@@ -353,14 +352,14 @@ def visit_in_rounds(
             time.sleep(max(0.0, first + span_s * round_ / (protocol.rounds - 1) - time.perf_counter()))
         visit_all([i for i, t in enumerate(timings) if round_ < t.planned_visits(protocol)])
     start, rounds_run = time.perf_counter(), 0
-    gap = span_s / max(protocol.rounds - 1, 1) / 2
+    gap = protocol.retime_gap_s
     for round_ in range(protocol.retime_rounds):
         unstable = [
             i
             for i, t in enumerate(timings)
             if not t.error and t.uncertainty(protocol) > protocol.retime_tolerance
         ]
-        due = start + gap * (round_ + 1)  # gap 0 (cells): at once
+        due = start + gap * (round_ + 1)
         if not unstable or max(due, time.perf_counter()) - start >= protocol.retime_budget_s:
             break
         time.sleep(max(0.0, due - time.perf_counter()))
