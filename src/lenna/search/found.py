@@ -93,8 +93,8 @@ def measure_found(
     them: a slow spell late in every round would otherwise fall on the anchors alone and move the
     job's speed factor, and with it every found network's label. Its re-timing rounds start half
     a round's spacing apart (``retime_gap_s``; with the shipped 90 s and three rounds, 22.5 s and
-    45 s after the last round, within the 60 s budget): its few unstable networks, re-visited
-    back to back, took a second for all four rounds, inside the spell that spoiled them."""
+    45 s after the last round, within the 60 s budget): re-visited back to back, its few unstable
+    networks had all four rounds (under half a second of work) inside the spell that spoiled them."""
     order = anchored_order(len(items), len(anchors))
     every = items + anchors
     visits = [every[i] for i in order]

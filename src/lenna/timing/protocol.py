@@ -50,7 +50,7 @@ class TimingProtocol:
     retime_budget_s: float = 60.0
     # Seconds between the starts of the re-timing rounds, within the budget; 0: back to back. The
     # found networks' job spaces them (`lenna.search.found.measure_found`): its few unstable
-    # networks re-visited back to back take a second, inside the slow spell that spoiled them.
+    # networks re-visited back to back take under half a second, inside the spell that spoiled them.
     retime_gap_s: float = 0.0
 
 
