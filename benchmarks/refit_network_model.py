@@ -13,9 +13,12 @@ the found networks' timings; fits the network model as the ``network_model`` rul
   predicted at the macro they were timed at.
 
 So a change to the network model can be judged on the labels of earlier runs, quiet or under
-load, without timing anything again.
+load, without timing anything again. ``--drop-macro NAME`` (repeatable, a fitting macro's name as
+`lenna.timing.network_plan.macro_name` gives it, e.g. ``C16-L2-S32``) leaves that macro's random
+networks out before the fit, as if the run had not timed them: what a fitting macro adds.
 
 Usage: python benchmarks/refit_network_model.py RUN_DIR [RUN_DIR ...] [--target cpu] [--model mlp]
+       [--drop-macro NAME ...]
 """
 
 from __future__ import annotations
@@ -38,10 +41,22 @@ def within(measured: np.ndarray, predicted: np.ndarray) -> str:
     return f"{(error <= 0.1).mean():.0%} of {len(error)} (median error {np.median(error):.1%})"
 
 
-def refit(run: Path, target: str, model: str) -> None:
+def without_macros(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``table`` without the random networks of the fitting macros ``names``."""
+    name = "C" + table["macro_init_channels"].astype(str) + "-L" + table["macro_layers"].astype(str)
+    name = name + "-S" + table["macro_input_size"].astype(str)
+    unknown = sorted(set(names) - set(name))
+    if unknown:
+        raise SystemExit(f"--drop-macro {unknown}: no such macro in the table ({sorted(set(name))})")
+    return table[~(name.isin(names) & (table["group"] == "random"))].reset_index(drop=True)
+
+
+def refit(run: Path, target: str, model: str, drop: list[str]) -> None:
     predictor = load_predictor(run / "results" / "predictors" / target / model)
     table = pd.read_parquet(run / "results" / "networks" / target / "networks.parquet")
     stored = pd.read_parquet(run / "results" / "networks" / target / model / "predictions.parquet")
+    if drop:
+        table, stored = without_macros(table, drop), without_macros(stored, drop)
     fitted, inputs = fit_network_model(table, predictor, run)
     scored = score_networks(table, fitted, inputs)
     print(f"== {run}: {fitted.name}")
@@ -94,9 +109,10 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--model", default="mlp")
+    parser.add_argument("--drop-macro", action="append", default=[], metavar="NAME")
     args = parser.parse_args()
     for run in args.runs:
-        refit(run, args.target, args.model)
+        refit(run, args.target, args.model, args.drop_macro)
 
 
 if __name__ == "__main__":
