@@ -49,21 +49,35 @@ def splits(table: pd.DataFrame) -> list[tuple[str, list[str], list[str]]]:
     return out
 
 
-def source_for(table: pd.DataFrame, held: list[str], sources: list[str], batch: int, cache: Path):
-    key = cache / f"{'+'.join(held)}-b{batch}.pkl"
+def source_for(
+    table: pd.DataFrame, held: list[str], sources: list[str], batch: int, cache: Path, seed: int = 0
+):
+    key = cache / f"{'+'.join(held)}-b{batch}{f'-s{seed}' if seed else ''}.pkl"
     if key.exists():
         return pickle.loads(key.read_bytes())
     torch.set_num_threads(1)
-    model = fit_source_model(source_table(table, held[0], sources), batch)
+    model = fit_source_model(source_table(table, held[0], sources), batch, {"seed": seed})
     key.write_bytes(pickle.dumps(model))
     return model
 
 
+class Averaged:
+    """Source models of several seeds, their outputs averaged."""
+
+    def __init__(self, models):
+        self.models = models
+        self.normaliser = models[0].normaliser
+
+    def outputs(self, features: np.ndarray) -> np.ndarray:
+        return np.mean([m.outputs(features) for m in self.models], axis=0)
+
+
 def score_split(args) -> list[dict]:
-    table, split, held, sources, n_labels, seeds, cache = args
+    table, split, held, sources, n_labels, seeds, cache, source_seeds = args
     protocol, rows = Protocol(), []
     for device in held:
-        source = source_for(table, held, sources, batch_size_of(device), cache)
+        models = [source_for(table, held, sources, batch_size_of(device), cache, s) for s in source_seeds]
+        source = models[0] if len(models) == 1 else Averaged(models)
         data, test = held_out_data(table, device, protocol)
         out_test = source.outputs(test[source.normaliser["features"]].to_numpy(np.float64))
         out_all = source.outputs(data[source.normaliser["features"]].to_numpy(np.float64))
@@ -117,6 +131,8 @@ def main() -> None:
     parser.add_argument("--cache", default="benchmarks/out/few_shot_sources")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", choices=["device", "family"], default=None)
+    parser.add_argument("--source-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", default="benchmarks/out/few_shot_methods.csv")
     args = parser.parse_args()
     from lenna.tables import read_device_table
 
@@ -125,16 +141,15 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     work = [
-        (table, split, held, sources, args.n, args.seeds, cache)
+        (table, split, held, sources, args.n, args.seeds, cache, args.source_seeds)
         for split, held, sources in splits(table)
         if args.only is None or split.startswith(args.only)
     ]
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = [row for part in pool.map(score_split, work) for row in part]
     scores = pd.DataFrame(rows)
-    out = Path("benchmarks/out")
-    out.mkdir(exist_ok=True)
-    scores.to_csv(out / "few_shot_methods.csv", index=False)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    scores.to_csv(args.out, index=False)
     with pd.option_context("display.max_rows", 500, "display.width", 160):
         print(report(scores).to_string(index=False))
 
