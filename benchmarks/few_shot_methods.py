@@ -7,10 +7,13 @@ then every blend of `transfer.BLENDS` is fitted on n labels of the held-out devi
 random or ``diverse`` (`choose_labels`), for each n and seed, and scored as the pipeline scores
 (HELP's protocol: indices 900..1899 within the device's 10th..90th percentile). Nothing is timed.
 
+``--source-seeds 0 1 2`` fits the source model with each seed and averages their outputs.
+
 Usage: python benchmarks/few_shot_methods.py [--table PATH] [--n 10 20 50 100] [--seeds 0 1 2 3 4]
-           [--cache benchmarks/out/few_shot_sources] [--jobs 2]
-Writes benchmarks/out/few_shot_methods.csv (every score) and prints the means per split, blend,
-choice and n, with the worst device.
+           [--cache benchmarks/out/few_shot_sources] [--jobs 2] [--only device|family]
+           [--source-seeds 0] [--out benchmarks/out/few_shot_methods.csv]
+Writes every score to ``--out`` and prints the means per split, blend, choice and n, with the
+worst device.
 """
 
 from __future__ import annotations
