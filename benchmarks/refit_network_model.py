@@ -13,9 +13,10 @@ the found networks' timings; fits the network model as the ``network_model`` rul
   predicted at the macro they were timed at.
 
 So a change to the network model can be judged on the labels of earlier runs, quiet or under
-load, without timing anything again. ``--drop-macro NAME`` (repeatable, a fitting macro's name as
-`lenna.timing.network_plan.macro_name` gives it, e.g. ``C16-L2-S32``) leaves that macro's random
-networks out before the fit, as if the run had not timed them: what a fitting macro adds.
+load, without timing anything again. ``--drop-macro NAME`` (repeatable; a macro as
+``C{channels}-L{layers}-S{pixels}``, e.g. ``C16-L2-S32``, the search and final macros written the
+same way) leaves that macro's random networks out before the fit, as if the run had not timed
+them: what a fitting macro adds.
 
 Usage: python benchmarks/refit_network_model.py RUN_DIR [RUN_DIR ...] [--target cpu] [--model mlp]
        [--drop-macro NAME ...]
