@@ -1,3 +1,5 @@
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -29,7 +31,18 @@ def run_snakemake(
     """Run the workflow (of this checkout by default) in ``workdir`` through the snakemake CLI
     (``command``); ``env`` adds environment variables; ``configfile`` None passes none (the
     workflow's default)."""
-    cmd = [
+    cmd = snakemake_command(workdir, *args, configfile=configfile, snakefile=snakefile, command=command)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if check:
+        check_snakemake(proc, workdir)
+    return proc
+
+
+def snakemake_command(
+    workdir: Path, *args: str, configfile: Path | None, snakefile: Path, command: list[str]
+) -> list[str]:
+    """The command line `run_snakemake` runs."""
+    return [
         *command,
         "--snakefile",
         str(snakefile),
@@ -40,13 +53,15 @@ def run_snakemake(
         "2",
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
+
+
+def check_snakemake(proc: subprocess.CompletedProcess, workdir: Path) -> None:
+    """An AssertionError with the failed jobs' logs where the snakemake run ``proc`` failed."""
+    if proc.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({proc.returncode}):\n{failed_jobs(proc.stderr, workdir)}\n"
             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
-    return proc
 
 
 def failed_jobs(stderr: str, workdir: Path) -> str:
@@ -100,6 +115,94 @@ def tiny_run(tmp_path_factory):
     return workdir, first
 
 
+# The SLURM test's run (tests/test_slurm.py) mostly waits: for sbatch, for slurmd to start each
+# job and for the executor's status checks. So it starts with the session, in the background
+# (`_start_slurm_run_early`), beside the first end-to-end runs, and the test checks it when its
+# turn comes, after them (`FIRST`). Under pytest-xdist it starts when the test asks for it.
+SLURM_RUN_CHANGES = {"search.predictors": ["mlp"], "search.lambdas": [1.0], "sampling.specs_per_shard": 24}
+SLURM_RUN_TIMEOUT_S = 1200
+
+
+@dataclasses.dataclass
+class SlurmRun:
+    """The tiny config on a one-node SLURM test cluster with the slurm profile, running in the
+    background: ``skip`` says why there is none, ``error`` why it did not start."""
+
+    tmp: Path
+    stack: contextlib.ExitStack
+    skip: str | None = None
+    error: BaseException | None = None
+    cluster: object = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def workdir(self) -> Path:
+        return self.tmp / "work"
+
+    def result(self) -> subprocess.CompletedProcess:
+        """Wait for the run (at most `SLURM_RUN_TIMEOUT_S`); its output, checked like
+        `run_snakemake`'s."""
+        if self.error is not None:
+            raise self.error
+        try:
+            code = self.proc.wait(SLURM_RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"the SLURM run took over {SLURM_RUN_TIMEOUT_S} s") from None
+        out = (self.tmp / "stdout").read_text(errors="replace")
+        err = (self.tmp / "stderr").read_text(errors="replace")
+        proc = subprocess.CompletedProcess(self.proc.args, code, out, err)
+        check_snakemake(proc, self.workdir)
+        return proc
+
+    def stop(self) -> None:
+        """Kill the run if it still runs, and stop the cluster's daemons."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stack.close()
+
+
+def start_slurm_run(tmp: Path) -> SlurmRun:
+    from slurm_cluster import slurm_cluster, unavailable_reason
+
+    run = SlurmRun(tmp, contextlib.ExitStack(), skip=unavailable_reason())
+    if run.skip is not None:
+        return run
+    try:
+        run.cluster = run.stack.enter_context(slurm_cluster(tmp / "slurm"))
+        cmd = snakemake_command(
+            run.workdir,
+            "--workflow-profile",
+            str(ROOT / "profiles" / "slurm"),
+            *run.cluster.snakemake_args(),
+            configfile=write_config(tmp / "c.yaml", **SLURM_RUN_CHANGES),
+            snakefile=ROOT / "Snakefile",
+            command=[sys.executable, str(ROOT / "tests" / "slurm_snakemake.py")],  # checks every second
+        )
+        with open(tmp / "stdout", "w") as out, open(tmp / "stderr", "w") as err:
+            run.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **run.cluster.env})
+    except Exception as error:  # shown by the SLURM test, not as an error of every test
+        run.error = error
+    return run
+
+
+@pytest.fixture(scope="session")
+def slurm_run(tmp_path_factory):
+    run = start_slurm_run(tmp_path_factory.mktemp("slurm-run"))
+    yield run
+    run.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_slurm_run_early(request):
+    """Start `slurm_run` with the session where the SLURM test is among its tests (one process)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") and any(
+        item.path.name == "test_slurm.py" for item in request.session.items
+    ):
+        request.getfixturevalue("slurm_run")
+
+
 def tiny_snakefile(workdir: Path) -> Path:
     """The Snakefile of the copy that made the shared tiny run in ``workdir`` (or a copy of it)."""
     return workdir.parent / "Snakefile"
@@ -120,7 +223,8 @@ def fresh_copy(tmp_path):
 # runs once, and the longest runs are handed out first (in one process too). xdist's own
 # `xdist_group` marks are lost under pytest 9 (the node id it edits is no longer read back), so the
 # workers write each test's group to a file that the controller's scheduler reads.
-FIRST = ("test_slurm.py", "tiny_run", "test_transfer.py", "test_nb201.py", "test_lenna_space.py")
+# The SLURM test comes after the longest runs, beside which its run started (`slurm_run`).
+FIRST = ("tiny_run", "test_transfer.py", "test_nb201.py", "test_lenna_space.py", "test_slurm.py")
 GROUPS = Path(
     os.environ.setdefault("LENNA_TEST_GROUPS", f"{tempfile.gettempdir()}/lenna-groups-{os.getpid()}.json")
 )

@@ -145,7 +145,8 @@ class SlurmCluster:
     def snakemake_args(self) -> list[str]:
         """Flags for ``snakemake`` to run jobs here (resources such as mem_mb/runtime are up to the caller).
 
-        squeue as status command (no slurmdbd; MinJobAge=600 keeps finished jobs visible) and the
+        squeue as status command (no slurmdbd; MinJobAge=3600 keeps finished jobs visible: the SLURM
+        test reads them minutes after its background run ended) and the
         first status check after 1 s instead of 40 s.
         """
         return [
@@ -262,7 +263,7 @@ SchedulerParameters=sched_interval=1,bf_interval=1,sched_min_interval=0
 MpiDefault=none
 MailProg=/bin/true
 {overrides}ReturnToService=2
-MinJobAge=600
+MinJobAge=3600
 MaxJobCount=100000
 InactiveLimit=0
 KillWait=2

@@ -3,12 +3,8 @@
 
 import re
 import subprocess
-import sys
 
 import pytest
-from slurm_cluster import slurm_cluster, unavailable_reason
-
-from conftest import ROOT, run_snakemake, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -30,28 +26,17 @@ CLUSTER = {
 }
 
 
-def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(tmp_path):
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"no SLURM test cluster: {reason}")
-    workdir = tmp_path / "work"
-    config = write_config(
-        tmp_path / "c.yaml",
-        **{"search.predictors": ["mlp"], "search.lambdas": [1.0], "sampling.specs_per_shard": 24},
-    )
-    with slurm_cluster(tmp_path / "slurm") as cluster:
-        proc = run_snakemake(
-            workdir,
-            "--workflow-profile",
-            str(ROOT / "profiles" / "slurm"),
-            *cluster.snakemake_args(),
-            configfile=config,
-            env=cluster.env,
-            command=[sys.executable, str(ROOT / "tests" / "slurm_snakemake.py")],  # checks every second
-        )
-        # Comment (rule and wildcards, set by the executor plugin), state, may others share the node.
-        jobs = cluster.run("squeue", "--states=all", "--noheader", "--format=%k|%T|%h").stdout
-        cluster.check_alive()
+def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(slurm_run):
+    # The run started with the session, in the background (conftest.slurm_run): the config
+    # conftest.SLURM_RUN_CHANGES, one search and one timing shard.
+    if slurm_run.skip is not None:
+        pytest.skip(f"no SLURM test cluster: {slurm_run.skip}")
+    proc = slurm_run.result()
+    workdir, cluster = slurm_run.workdir, slurm_run.cluster
+    # Comment (rule and wildcards, set by the executor plugin), state, may others share the node.
+    jobs = cluster.run("squeue", "--states=all", "--noheader", "--format=%k|%T|%h").stdout
+    cluster.check_alive()
+    slurm_run.stop()
     states = [line.split("|") for line in jobs.split()]
     assert states and all(state == "COMPLETED" for _, state, _ in states), jobs
     submitted = {}
@@ -67,5 +52,5 @@ def test_the_tiny_config_runs_on_slurm_with_the_slurm_profile(tmp_path):
     for path in ("results/pareto/cpu/pareto.csv", "results/summary.md", "results/report.html"):
         assert (workdir / path).exists(), path
     # Every daemon the test started is gone.
-    left = subprocess.run(["pgrep", "-f", str(tmp_path / "slurm")], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", str(slurm_run.tmp / "slurm")], capture_output=True, text=True)
     assert left.stdout.strip() == "", left.stdout
