@@ -37,28 +37,44 @@ def test_the_bare_interpreter_has_the_third_party_packages_but_not_lenna(bare_py
     assert "No module named 'lenna'" in missing.stderr
 
 
-def test_a_rule_script_imports_the_workflows_lenna_without_an_installed_one(bare_python, tmp_path):
-    cmd = [bare_python, *SNAKEMAKE[1:], "--snakefile", ROOT / "Snakefile", "--directory", tmp_path]
-    cmd += ["--configfile", TINY, "--cores", "1", "results/specs/shard-0.parquet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(pd.read_parquet(tmp_path / "results/specs/shard-0.parquet")) > 0
-
-
-def test_a_copy_of_the_workflow_runs_its_own_lenna_not_the_installed_one(tmp_path):
-    """This interpreter has this checkout's `lenna` installed (editable); a copy of the workflow
-    elsewhere, as a user's fork or the tests' shared run, must still run the copy's package."""
-    repo = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def runs(bare_python, tmp_path_factory) -> dict:
+    """The two runs the tests below read, started at once (each a snakemake of a few seconds, most
+    of it start-up): ``bare``, the workflow with the interpreter that has no `lenna`; ``copy``, a
+    copy of the workflow elsewhere with this interpreter, its `lenna` marked to say where it is
+    imported from. Each: (work directory, finished process, and for ``copy`` its probe and init)."""
+    bare_dir = tmp_path_factory.mktemp("bare-run")
+    bare = [bare_python, *SNAKEMAKE[1:], "--snakefile", ROOT / "Snakefile", "--directory", bare_dir]
+    bare += ["--configfile", TINY, "--cores", "1", "results/specs/shard-0.parquet"]
+    tmp = tmp_path_factory.mktemp("copy-run")
+    repo = tmp / "repo"
     repo.mkdir()
     copy_workflow(repo)
-    probe = tmp_path / "imported-from"
+    probe = tmp / "imported-from"
     init = repo / "src" / "lenna" / "__init__.py"
     init.write_text(
         init.read_text() + f"\nwith open({str(probe)!r}, 'a') as f:\n    print(__file__, file=f)\n"
     )
-    cmd = [*SNAKEMAKE, "--snakefile", repo / "Snakefile", "--directory", repo / "work", "--configfile"]
-    cmd += [TINY, "--cores", "1", "results/specs/shard-0.parquet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    copy = [*SNAKEMAKE, "--snakefile", repo / "Snakefile", "--directory", repo / "work", "--configfile"]
+    copy += [TINY, "--cores", "1", "results/specs/shard-0.parquet"]
+    started = {
+        name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, cmd in (("bare", bare), ("copy", copy))
+    }
+    done = {name: (proc, *proc.communicate()) for name, proc in started.items()}
+    return {"bare": (bare_dir, done["bare"]), "copy": (repo / "work", done["copy"], probe, init)}
+
+
+def test_a_rule_script_imports_the_workflows_lenna_without_an_installed_one(runs):
+    workdir, (proc, _, stderr) = runs["bare"]
+    assert proc.returncode == 0, stderr[-3000:]
+    assert len(pd.read_parquet(workdir / "results/specs/shard-0.parquet")) > 0
+
+
+def test_a_copy_of_the_workflow_runs_its_own_lenna_not_the_installed_one(runs):
+    """This interpreter has this checkout's `lenna` installed (editable); a copy of the workflow
+    elsewhere, as a user's fork or the tests' shared run, must still run the copy's package."""
+    _, (proc, _, stderr), probe, init = runs["copy"]
+    assert proc.returncode == 0, stderr[-3000:]
     # Imported by snakemake (the Snakefile's checks) and by the rule's script, each time the copy's.
     assert probe.read_text().splitlines() == [str(init)] * 2
