@@ -115,10 +115,12 @@ def tiny_run(tmp_path_factory):
     return workdir, first
 
 
-# The SLURM test's run (tests/test_slurm.py) mostly waits: for sbatch, for slurmd to start each
-# job and for the executor's status checks. So it starts with the session, in the background
-# (`_start_slurm_run_early`), beside the first end-to-end runs, and the test checks it when its
-# turn comes, after them (`FIRST`). Under pytest-xdist it starts when the test asks for it.
+# The SLURM test's run (tests/test_slurm.py) is the suite's longest, and part of it is waiting
+# (sbatch, slurmd starting each job, the executor's status checks). So it starts with the session,
+# in the background (`_start_slurm_run_early`), beside the first end-to-end runs, and the test
+# checks it when its turn comes, after them (`FIRST`). The rest of it is CPU (its local jobs and
+# every job's start-up), so the overlap saves about half a minute, not its whole length
+# (docs/development.md). Under pytest-xdist it starts when the test asks for it.
 SLURM_RUN_CHANGES = {"search.predictors": ["mlp"], "search.lambdas": [1.0], "sampling.specs_per_shard": 24}
 SLURM_RUN_TIMEOUT_S = 1200
 
