@@ -4,14 +4,17 @@ For every split (each device held out alone, and each family held out whole: the
 CPUs, the GPUs at one batch size, its sources the other families only) a source model is fitted
 once on the sources (`lenna.predictors.transfer.fit_source_model`, cached under ``--cache``);
 then every blend of `transfer.BLENDS` is fitted on n labels of the held-out device, chosen at
-random or ``diverse`` (`choose_labels`), for each n and seed, and scored as the pipeline scores
-(HELP's protocol: indices 900..1899 within the device's 10th..90th percentile). Nothing is timed.
+random (HELP's draw), ``diverse`` or ``doptimal`` (`choose_labels`), for each n and seed, and
+scored as the pipeline scores (HELP's protocol: indices 900..1899 within the device's
+10th..90th percentile). Nothing is timed.
 
-``--source-seeds 0 1 2`` fits the source model with each seed and averages their outputs.
+``--source-seeds 0 1 2`` (the pipeline's default of three members) fits one source MLP per seed
+(each cached alone) and averages their outputs (`transfer.merge_source_models`); ``--source-seeds
+0`` is the single MLP of the pipeline until 2026-12-06.
 
 Usage: python benchmarks/few_shot_methods.py [--table PATH] [--n 10 20 50 100] [--seeds 0 1 2 3 4]
            [--cache benchmarks/out/few_shot_sources] [--jobs 2] [--only device|family]
-           [--source-seeds 0] [--out benchmarks/out/few_shot_methods.csv]
+           [--source-seeds 0 1 2] [--out benchmarks/out/few_shot_methods.csv]
 Writes every score to ``--out`` and prints the means per split, blend, choice and n, with the
 worst device.
 """
@@ -36,6 +39,7 @@ from lenna.predictors.transfer import (
     family_devices,
     fit_source_model,
     held_out_data,
+    merge_source_models,
     source_table,
 )
 from lenna.space import nb201
@@ -59,20 +63,9 @@ def source_for(
     if key.exists():
         return pickle.loads(key.read_bytes())
     torch.set_num_threads(1)
-    model = fit_source_model(source_table(table, held[0], sources), batch, {"seed": seed})
+    model = fit_source_model(source_table(table, held[0], sources), batch, {"seed": seed, "members": 1})
     key.write_bytes(pickle.dumps(model))
     return model
-
-
-class Averaged:
-    """Source models of several seeds, their outputs averaged."""
-
-    def __init__(self, models):
-        self.models = models
-        self.normaliser = models[0].normaliser
-
-    def outputs(self, features: np.ndarray) -> np.ndarray:
-        return np.mean([m.outputs(features) for m in self.models], axis=0)
 
 
 def score_split(args) -> list[dict]:
@@ -80,7 +73,7 @@ def score_split(args) -> list[dict]:
     protocol, rows = Protocol(), []
     for device in held:
         models = [source_for(table, held, sources, batch_size_of(device), cache, s) for s in source_seeds]
-        source = models[0] if len(models) == 1 else Averaged(models)
+        source = merge_source_models(models)
         data, test = held_out_data(table, device, protocol)
         out_test = source.outputs(test[source.normaliser["features"]].to_numpy(np.float64))
         out_all = source.outputs(data[source.normaliser["features"]].to_numpy(np.float64))
@@ -134,7 +127,7 @@ def main() -> None:
     parser.add_argument("--cache", default="benchmarks/out/few_shot_sources")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", choices=["device", "family"], default=None)
-    parser.add_argument("--source-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--source-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="benchmarks/out/few_shot_methods.csv")
     args = parser.parse_args()
     from lenna.tables import read_device_table

@@ -140,8 +140,15 @@ def test_ridge_with_leave_one_out_penalty_recovers_a_linear_law():
 
 
 def test_the_few_shot_predictor_is_an_mlp_file_usable_by_the_search(tmp_path, table):
-    source = fit_source_model(source_table(table, "titanxp_1", ["1080ti_1", "pixel3"]), 1, QUICK_SOURCE)
+    sources = source_table(table, "titanxp_1", ["1080ti_1", "pixel3"])
+    source = fit_source_model(sources, 1, QUICK_SOURCE)
     data = network_dataset(table, "titanxp_1", 1, source="public")
+    # three members by default, seeds 0..2, merged into one MLP whose outputs are their mean
+    alone = [fit_source_model(sources, 1, {**QUICK_SOURCE, "members": 1, "seed": s}) for s in range(3)]
+    features = data[source.normaliser["features"]].to_numpy(np.float64)[:50]
+    mean = np.mean([m.outputs(features) for m in alone], axis=0)
+    np.testing.assert_allclose(source.outputs(features), mean, rtol=1e-12)
+    assert [w.shape[0] for w, _ in source.layers] == [48, 2]  # 3 x 16 hidden, 2 sources
     train = data.iloc[sample_pool(data, 10, 0, Protocol())]
     predictor = fit_few_shot(source, train)
     predictor.save(tmp_path / "few_shot")
@@ -174,7 +181,7 @@ def test_leave_one_device_out_scores_each_method_for_every_n_and_seed(table):
     assert set(scores["method"]) == {
         "few_shot",
         "few_shot_ridge",
-        "few_shot_diverse",
+        "few_shot_chosen",
         "alone",
         "flops",
         "ceiling",
@@ -278,7 +285,7 @@ def test_a_device_table_experiment_runs_through_the_cli(tmp_path, table):
     truth = public_table().set_index("arch")["titanxp_1"]
     assert list(pareto["latency_ms"]) == [truth[g] for g in pareto["genotype"]]
     loo = pd.read_csv(results / "transfer" / "small" / "loo.csv")
-    # per device: few_shot, few_shot_ridge, few_shot_diverse, alone, flops, and its ceiling
+    # per device: few_shot, few_shot_ridge, few_shot_chosen, alone, flops, and its ceiling
     assert set(loo["device"]) == {"titanxp_1", "titanxp_32", "pixel3"} and len(loo) == 3 * (5 + 1)
     summary = pd.read_csv(results / "transfer" / "small" / "summary.csv")
     assert "mean" in set(summary["device"]) and (results / "transfer" / "small" / "loo.svg").exists()
@@ -304,10 +311,11 @@ def test_the_few_shot_blend_is_named_in_its_file_and_an_unknown_one_is_refused(t
     assert fit_few_shot(source, train).description["transfer"]["blend_kind"] == "ensemble"
     with pytest.raises(ValueError, match="blend 'median'"):
         fit_few_shot(source, train, blend="median")
-    # diverse labels: n distinct architectures of the pool, the same for the same seed
-    chosen = choose_labels(source, data, 10, "diverse", 0, Protocol())
-    assert len(set(chosen)) == 10 and data.iloc[chosen]["index"].between(0, 899).all()
-    np.testing.assert_array_equal(chosen, choose_labels(source, data, 10, "diverse", 0, Protocol()))
+    # chosen labels: n distinct architectures of the pool, the same for the same seed
+    for choice in ("diverse", "doptimal"):
+        chosen = choose_labels(source, data, 10, choice, 0, Protocol())
+        assert len(set(chosen)) == 10 and data.iloc[chosen]["index"].between(0, 899).all(), choice
+        np.testing.assert_array_equal(chosen, choose_labels(source, data, 10, choice, 0, Protocol()))
     with pytest.raises(ValueError, match="label choice 'best'"):
         choose_labels(source, data, 10, "best", 0, Protocol())
 

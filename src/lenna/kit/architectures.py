@@ -1,8 +1,9 @@
 """Which NAS-Bench-201 architectures a measurement kit holds.
 
 ``label`` architectures: ``n`` of the few-shot pool (official indices 0..899 by default), chosen
-as the few-shot predictor wants its labels (`lenna.predictors.transfer.choose_labels`: ``diverse``
-spreads them over the ways the table's devices price architectures, ``random`` draws them).
+as the few-shot predictor wants its labels (`lenna.predictors.transfer.choose_labels`:
+``doptimal`` and ``diverse`` spread them over the ways the table's devices price architectures,
+``random`` draws them).
 ``check`` architectures: drawn at random from the connected architectures of the scoring range
 (900..1899), so that the user's table also scores the predictor it yields, by the protocol the
 public devices are scored by.

@@ -14,7 +14,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LinearRegression
 
 from lenna.predictors.fitting import describe
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, shape_vector
@@ -60,6 +59,8 @@ def fit_lut(lut: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra) -> 
 
 def fit_flops(train: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra) -> LatencyPredictor:
     """Least squares of latency (ms) on the cell's expected MFLOPs (times batch) and parameters."""
+    from sklearn.linear_model import LinearRegression  # here: a second of import the other fits skip
+
     counts = {}
 
     def quantities(part, batch):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import platform
 from collections.abc import Callable
 from functools import partial
@@ -11,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sklearn
 import torch
-from sklearn.linear_model import ElasticNetCV
 
 import lenna
 from lenna.datasets import normalise
@@ -53,7 +52,7 @@ def describe(model: str, kind: str, normaliser: dict, transform: str, label: dic
             "lenna": lenna.__version__,
             "torch": torch.__version__,
             "numpy": np.__version__,
-            "scikit_learn": sklearn.__version__,
+            "scikit_learn": importlib.metadata.version("scikit-learn"),
             "python": platform.python_version(),
         },
         **extra,
@@ -89,6 +88,8 @@ def fit_elasticnet(
 ) -> LatencyPredictor:
     """ElasticNet on standardised shape and probability features, predicting latency in ms:
     the additive model L(cell) = sum of per-op, per-edge costs. alpha and l1_ratio by CV."""
+    from sklearn.linear_model import ElasticNetCV  # here: a second of import every other job skips
+
     z = normalise(train, normaliser)
     y = train["latency_ms"].to_numpy(np.float64)
     label, t = _standardised(y, "linear")
