@@ -16,6 +16,7 @@ from lenna.predictors.model import load_predictor
 from lenna.predictors.transfer import (
     BLENDS,
     choose_labels,
+    doptimal_rows,
     family_devices,
     fit_few_shot,
     fit_source_model,
@@ -318,6 +319,17 @@ def test_the_few_shot_blend_is_named_in_its_file_and_an_unknown_one_is_refused(t
         np.testing.assert_array_equal(chosen, choose_labels(source, data, 10, choice, 0, Protocol()))
     with pytest.raises(ValueError, match="label choice 'best'"):
         choose_labels(source, data, 10, "best", 0, Protocol())
+
+
+def test_doptimal_labels_reach_the_extremes_of_the_directions_devices_differ_in():
+    rng = np.random.default_rng(0)
+    main, minor = rng.uniform(-1, 1, 500), rng.uniform(-1, 1, 500)
+    outputs = np.c_[main, main + 0.1 * minor, main - 0.1 * minor, 0.5 * minor]  # four "devices"
+    for seed in range(3):
+        rows = doptimal_rows(outputs, 6, seed)
+        assert len(set(rows)) == 6
+        assert np.ptp(main[rows]) > 1.8 and np.ptp(minor[rows]) > 1.6, seed  # both spans nearly whole
+        assert np.abs(main[rows]).mean() > 0.6  # at the extremes, not around the middle (0.5 at random)
 
 
 def test_a_family_is_held_out_whole_with_sources_of_the_other_families_only(table, monkeypatch):
