@@ -1,10 +1,12 @@
 """A latency predictor for a device from a few of its measurements, learnt across other devices.
 
 The transfer (chosen by measurement, docs/device-tables.md, "Few-shot targets"): a *source
-model*, an MLP from an architecture's features to its standardised log latency on every source
-device at once, trained on the source devices' tables; then, for the new device, a ridge regression of its log
-latency on the source model's outputs, fitted on its n labels, the penalty chosen by
-leave-one-out error among them. The new device is thus predicted as a learnt blend of the
+model*, MLPs (three seeds, averaged: `merge_source_models`) from an architecture's features to its
+standardised log latency on every source device at once, trained on the source devices' tables;
+then, for the new device, a blend of the source model's outputs fitted on its n labels
+(`BLENDS`; the default ``ensemble``: a ridge regression, its penalty by leave-one-out error,
+averaged with each source's own affine map weighted by its leave-one-out error), on labels
+chosen at random or by `choose_labels`. The new device is thus predicted as a learnt blend of the
 (denoised) source devices. Composed, the two are one MLP whose last layer is the blend: a
 predictor of kind ``mlp`` like any other, loadable by `load_predictor`, differentiable for the
 search. Fine-tuning the source model on the n labels as well did not help on the public table
@@ -50,8 +52,9 @@ from lenna.timing.public import device_kind
 
 # Ridge penalties tried by leave-one-out error on the device's labels.
 PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
-# Three members (seeds averaged): with labels chosen `doptimal`, 0.961 against 0.960 from 20 labels
-# in the leave-one-device-out (docs/device-tables.md, "Choosing the blend and the labels").
+# Three members (seeds averaged): with labels chosen `doptimal`, 0.961 from 20 labels in the
+# leave-one-device-out against 0.960 with one MLP (docs/device-tables.md, "Choosing the blend and
+# the labels").
 DEFAULT_SOURCE = {"hidden": [256, 256], "epochs": 150, "lr": 1e-3, "batch_size": 256, "seed": 0, "members": 3}
 
 
@@ -155,7 +158,8 @@ def merge_source_models(models: list[SourceModel]) -> SourceModel:
     weights, biases = zip(*(m.layers[-1] for m in models), strict=True)
     layers.append((np.hstack(weights) / len(models), np.mean(biases, axis=0)))
     loss = float(np.mean([m.final_loss for m in models]))
-    return SourceModel(first.normaliser, layers, first.sources, first.settings, loss)
+    settings = {**first.settings, "members": len(models)}  # members fitted alone say 1 each
+    return SourceModel(first.normaliser, layers, first.sources, settings, loss)
 
 
 def ridge_loo(x: np.ndarray, y: np.ndarray, penalties=PENALTIES) -> tuple[np.ndarray, float, float]:
