@@ -37,8 +37,8 @@ import yaml
 
 from lenna.adaptive import METHODS, choose, spec_cost_s
 from lenna.io import read_metadata, read_parquet
-from lenna.predictors.fitting import fit_mlp_choosing_transform
 from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.mlp import fit_mlp_choosing_transform
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -25,8 +25,9 @@ import pandas as pd
 import yaml
 
 from lenna.predictors.composition import fit_network_model, network_metrics, score_networks
-from lenna.predictors.fitting import MLP_BASES, fit_mlp_choosing_transform
+from lenna.predictors.fitting import MLP_BASES
 from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.mlp import fit_mlp_choosing_transform
 from lenna.predictors.model import load_predictor
 from lenna.space.network import Macro
 from lenna.space.spaces import load_architecture

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lenna.datasets import feature_columns, import_external_table
 from lenna.io import DataError
@@ -8,8 +9,9 @@ from lenna.predictors.baselines import count_part, fit_flops, fit_lut
 from lenna.predictors.model import shape_vector
 from lenna.space.cell import CellShape
 from lenna.space.ops import OP_SETS
+from lenna.space.parts import LUT_COLUMNS, all_parts, cell_parts
 from lenna.timing.devices import pin_device
-from lenna.timing.parts import LUT_COLUMNS, all_parts, cell_parts, measure_lut
+from lenna.timing.parts import measure_lut
 from test_measure import CPU, FAST
 
 OPS = OP_SETS["darts"]
@@ -50,9 +52,15 @@ def test_the_lookup_table_predicts_the_sum_of_the_parts_a_cell_runs():
     pre, edges = cell_parts(SHAPES[0], OPS, 4)
     expected = sum(cost[p] for p in pre) + sum(0.5 * cost[e[OPS.index("skip_connect")]] for e in edges)
     assert predictor.predict_features(_row(SHAPES[0], probs)[None])[0] == pytest.approx(expected)
+    # The search's forward on tensors gives what the numpy one predicts (model._ops).
+    rows = np.stack([_row(s, probs) for s in SHAPES])
+    np.testing.assert_allclose(
+        predictor.latency(torch.as_tensor(rows)).numpy(), predictor.latency(rows), rtol=1e-12
+    )
     unknown = CellShape(False, False, 24, 24, 8, 8, 8)
-    with pytest.raises(ValueError, match="no table entry"):
-        predictor.predict_features(_row(unknown, probs)[None])
+    for forward in (predictor.predict_features, lambda x: predictor.latency(torch.as_tensor(x))):
+        with pytest.raises(ValueError, match="no table entry"):
+            forward(_row(unknown, probs)[None])
 
 
 def test_the_flops_model_is_a_least_squares_fit_on_expected_flops():

@@ -2,8 +2,8 @@
 third-party package they import.
 
 The rules' inputs come from a dry run of the real workflow; what a script imports comes from
-importing it for real in a child process (sys.modules), independently of the static walker the
-workflow uses (`lenna.imports`).
+importing it for real in a child process (sys.modules; a package function's own imports
+imported too), independently of the static walker the workflow uses (`lenna.imports`).
 """
 
 import json
@@ -85,7 +85,7 @@ def rule_inputs(tmp_path_factory) -> dict[str, set[str]]:
 
 
 IMPORTED = """
-import ast, json, os, sys
+import ast, importlib, json, os, sys
 # Third-party modules shared by the scripts: loaded once, before forking (a child loads only lenna's).
 import torch, numpy, pandas, pyarrow.parquet, scipy, yaml, matplotlib.pyplot
 import sklearn.cluster, sklearn.decomposition, sklearn.linear_model, sklearn.model_selection
@@ -93,9 +93,29 @@ results = {}
 for script in sys.argv[1:]:
     read, write = os.pipe()
     if os.fork() == 0:
+        # Every import of the script, also those in a branch it may take (train_predictor
+        # imports the MLP's torch half for the MLP alone).
         tree = ast.parse(open(script).read())
-        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
         exec(compile(ast.Module(imports, []), script, "exec"), {})
+        # A package function may import a module when it runs (torch's halves, for the jobs that
+        # only predict to load none): import those too, and what they load, until none is new.
+        done = set()
+        while new := [m for n, m in list(sys.modules.items()) if n.startswith("lenna") and n not in done]:
+            for module in new:
+                done.add(module.__name__)
+                inner = [
+                    node
+                    for f in ast.walk(ast.parse(open(module.__file__).read()))
+                    if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    for node in ast.walk(f)
+                    if isinstance(node, ast.Import) or isinstance(node, ast.ImportFrom) and node.level == 0
+                ]
+                for node in inner:
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                    for name in names:
+                        if name.split(".")[0] == "lenna":
+                            importlib.import_module(name)
         files = [m.__file__ for name, m in list(sys.modules.items()) if name.split(".")[0] == "lenna"]
         os.write(write, json.dumps(files).encode())
         os._exit(0)
@@ -109,7 +129,8 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def imported() -> dict[str, set[str]]:
-    """Script -> package module files that importing it loads, in a real interpreter."""
+    """Script -> package module files that importing it loads, in a real interpreter, with those
+    that the package's functions import when they run (imported for real too)."""
     scripts = sorted(str(p) for p in SCRIPTS.glob("*.py"))
     proc = subprocess.run(
         [sys.executable, "-c", IMPORTED, *scripts], capture_output=True, text=True, check=True, cwd=ROOT

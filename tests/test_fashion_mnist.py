@@ -13,13 +13,13 @@ import yaml
 from conftest import TINY, apply_changes
 from lenna.config import ConfigError, check_config
 from lenna.search.images import (
-    FASHION_MNIST_FILES,
     IDX_IMAGES,
     IDX_LABELS,
     DatasetError,
     load_data,
     read_idx,
 )
+from lenna.search.settings import FASHION_MNIST_FILES
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:

@@ -17,9 +17,10 @@ from lenna.space.layers import count_parameters
 from lenna.space.lenna_block import EDGES, OPS, Arch, ArchError, block_shape, op_mask
 from lenna.space.lenna_layers import Block, make_block_op
 from lenna.space.network import Macro
+from lenna.space.parts import cell_parts
 from lenna.space.spaces import get_space, load_architecture
 from lenna.space.specs import prob_columns, sample_specs, sampling_plan, spec_probs, spec_shape
-from lenna.timing.parts import build_part, cell_parts
+from lenna.timing.parts import build_part
 
 # LENNA's search network (its SuperDartsRecastingNet): C = 16, 4 blocks per stage, CIFAR-10.
 LENNA_MACRO = Macro(

@@ -17,10 +17,11 @@ from lenna.space.layers import count_parameters
 from lenna.space.nb201 import Arch, ArchError, public_table
 from lenna.space.nb201_layers import NB201Cell
 from lenna.space.network import Macro
+from lenna.space.parts import cell_parts
 from lenna.space.spaces import get_space, load_architecture
 from lenna.space.specs import prob_columns, sample_specs, sampling_plan, spec_probs
-from lenna.timing.parts import cell_parts
-from lenna.timing.public import BENCHMARK_MACRO, device_columns, rank_agreement, sample_public
+from lenna.tables import device_columns, rank_agreement, sample_public
+from lenna.timing.public import BENCHMARK_MACRO
 
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

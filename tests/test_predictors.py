@@ -10,9 +10,11 @@ import torch
 from lenna.datasets import fit_normaliser, merge_latency, normalise, split_by_spec_id
 from lenna.io import write_parquet
 from lenna.predictors import fitting
+from lenna.predictors import mlp as mlp_module
 from lenna.predictors.baselines import fit_constant
-from lenna.predictors.fitting import fit_elasticnet, fit_mlp, fit_mlp_choosing_transform
+from lenna.predictors.fitting import fit_elasticnet
 from lenna.predictors.metrics import latency_metrics, spearman
+from lenna.predictors.mlp import fit_mlp, fit_mlp_choosing_transform
 from lenna.predictors.model import PredictorError, base_output, load_predictor
 from lenna.space.genotype import DARTS_V2
 from lenna.space.network import Macro
@@ -89,22 +91,57 @@ def test_a_saved_model_gives_identical_predictions_in_a_fresh_process(splits, tm
     predictor.save(tmp_path / "mlp")
     write_parquet(parts["test"], tmp_path / "test.parquet")
     here = predictor.predict(parts["test"])
-    # Same threads as here: a float32 matrix product sums in another order on more threads.
+    # Loading and predicting import no torch (the jobs that only predict start 1.5 s sooner).
     code = (
-        "import sys, json, torch, pandas as pd; from lenna.predictors.model import load_predictor;"
-        "torch.set_num_threads(int(sys.argv[3]));"
+        "import sys, json, pandas as pd; from lenna.predictors.model import load_predictor;"
         "p = load_predictor(sys.argv[1]); t = pd.read_parquet(sys.argv[2]);"
-        "print(json.dumps(p.predict(t).tolist()))"
+        "print(json.dumps({'pred': p.predict(t).tolist(), 'torch': 'torch' in sys.modules}))"
     )
-    threads = str(torch.get_num_threads())
     out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "mlp"), str(tmp_path / "test.parquet"), threads],
+        [sys.executable, "-c", code, str(tmp_path / "mlp"), str(tmp_path / "test.parquet")],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert np.array_equal(np.array(json.loads(out.stdout)), here)
+    fresh = json.loads(out.stdout)
+    assert np.array_equal(np.array(fresh["pred"]), here) and not fresh["torch"]
     assert "pickle" not in (tmp_path / "mlp" / "model.json").read_text()
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+def test_the_numpy_and_the_torch_forward_agree_for_every_kind(splits, activation):
+    # One forward serves both (model._ops): predictions on numpy arrays, the search's
+    # differentiable latency on tensors. Every kind, base and activation, with the floor.
+    parts, normaliser = splits
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    short = {**MLP, "epochs": 3, "activation": activation}
+    models = [
+        fit_mlp(train, val, normaliser, transform=t, base=b, **short)[0]
+        for t, b in (("log", "shape"), ("linear", "ridge"), ("log", "none"))
+    ]
+    if activation == "relu":
+        models += [
+            fit_constant(train, normaliser),
+            fit_elasticnet(train, normaliser, l1_ratio=[0.5], cv=3, seed=0),
+        ]
+    x = test[normaliser["features"]].to_numpy(np.float64)
+    rng = np.random.default_rng(0)
+    n_probs = x.shape[1] - fitting.N_SHAPE
+    for model in models:
+        # A floor over the median at the first two rows' shapes (the lowest elsewhere), and for
+        # the shape base a fitted shape at both: every branch of the forward runs.
+        keys = x[:2, : fitting.N_SHAPE]
+        model.weights["floor_shapes"] = keys
+        model.weights["floor_ms"] = np.full(2, np.median(model.predict(test)))
+        if model.base == "shape":
+            model.weights["shape_keys"] = keys
+            model.weights["shape_coef"] = rng.normal(0, 0.1, (2, n_probs))
+            model.weights["shape_intercept"] = rng.normal(0, 0.1, 2)
+        on_tensor = model.latency(torch.as_tensor(x)).numpy()
+        on_array = model.latency(x)
+        assert on_array.dtype == np.float64
+        np.testing.assert_allclose(on_array, on_tensor, rtol=1e-12, err_msg=model.kind)
+        np.testing.assert_allclose(model.predict(test), on_tensor, rtol=1e-5, err_msg=model.kind)
 
 
 @pytest.mark.parametrize(
@@ -204,14 +241,14 @@ def test_a_transform_the_mlp_cannot_fit_is_left_out_and_recorded(splits, monkeyp
     # The tiny NAS-Bench-201 run once overflowed the log transform's exponential on its 7
     # validation specs in every epoch; the linear one fitted. That failure is fit_mlp's own error.
     parts, normaliser = splits
-    real = fitting.fit_mlp
+    real = mlp_module.fit_mlp
 
     def log_overflows(train, val, normaliser, transform, **kwargs):
         if transform == "log":
             raise ValueError("the MLP has no finite validation RMSE to keep a model by (7 validation specs)")
         return real(train, val, normaliser, transform=transform, **kwargs)
 
-    monkeypatch.setattr(fitting, "fit_mlp", log_overflows)
+    monkeypatch.setattr(mlp_module, "fit_mlp", log_overflows)
     train, val = parts["train"], parts["val"]
     predictor, _ = fit_mlp_choosing_transform(train, val, normaliser, ["log", "linear"], **MLP)
     selection = predictor.description["transform_selection"]

@@ -24,8 +24,8 @@ import pandas as pd
 
 from lenna.datasets import fit_normaliser, merge_latency, normalise, split_by_spec_id
 from lenna.io import read_metadata, read_parquet
-from lenna.predictors.fitting import fit_mlp
 from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.mlp import fit_mlp
 from lenna.space.specs import SHAPE_COLUMNS
 
 METHODS = ("committee", "nearest_error", "random")

@@ -11,6 +11,7 @@ import math
 import os
 import re
 
+from lenna.search.settings import DATASET_SHAPES, FASHION_MNIST_DIR, FASHION_MNIST_NAMES
 from lenna.space.cell import CellShape
 from lenna.space.network import Macro, network_macro
 from lenna.space.ops import CELL_OPS, OP_SETS
@@ -403,8 +404,6 @@ def timing_protocol(config: dict) -> TimingProtocol:
 
 def check_search(config: dict) -> None:
     """The data, search and train_final sections: dataset against macro, predictor names."""
-    from lenna.search.images import DATASET_SHAPES
-
     data = config["data"]
     split = data["split"]
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-9):
@@ -416,8 +415,6 @@ def check_search(config: dict) -> None:
         if not os.path.isdir(directory):
             raise ConfigError(f"data.cifar10_dir: no such directory {directory!r}")
     if data["dataset"] == "fashion_mnist":
-        from lenna.search.images import FASHION_MNIST_DIR, FASHION_MNIST_NAMES
-
         directory = data.get("fashion_mnist_dir") or FASHION_MNIST_DIR
         missing = [f for f in FASHION_MNIST_NAMES if not os.path.isfile(os.path.join(directory, f))]
         if missing:

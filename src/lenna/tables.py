@@ -228,3 +228,50 @@ def source_columns(table: pd.DataFrame, sources: list[str] | None = None) -> pd.
     if missing:
         raise ValueError(f"source device(s) {missing} not in the table; it has {available}")
     return table[[*KEY_COLUMNS, *(sources or available)]]
+
+
+# -- our timings against the public table (the public check, rule public_rank) -----------------
+def device_kind(column: str) -> str:
+    """cpu, gpu or phone, from the public column's name (see the table's README)."""
+    if column in PUBLIC_CPUS:
+        return "cpu"
+    if column in ("pixel3", "samsung_a50", "samsung_s7", "essential_ph_1"):
+        return "phone"
+    return "gpu"
+
+
+def sample_public(table: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` architectures of the public table drawn without replacement, in index order."""
+    if not 0 < n <= len(table):
+        raise ValueError(f"n_archs is {n}; the public table has {len(table)} architectures")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(table), size=n, replace=False))
+    return table.iloc[rows][list(KEY_COLUMNS)].reset_index(drop=True)
+
+
+def rank_agreement(measured: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Spearman's rho of our latencies at each batch size against every public column, over the
+    architectures timed here; sorted by batch size, device kind and rho."""
+    rows = []
+    public = table.set_index("index")
+    for batch, part in measured.groupby("batch_size"):
+        ours = part.set_index("index")["latency_ms"]
+        theirs = public.loc[ours.index]
+        for column in device_columns(table):
+            valid = theirs[column].notna() & ours.notna()
+            pair = pd.DataFrame({"ours": ours[valid], "theirs": theirs.loc[valid, column]})
+            rho = pair["ours"].corr(pair["theirs"], method="spearman") if valid.sum() > 2 else np.nan
+            rows.append(
+                {
+                    "batch_size": int(batch),
+                    "device": column,
+                    "kind": device_kind(column),
+                    "n_archs": int(valid.sum()),
+                    "spearman_rho": float(rho),
+                }
+            )
+    out = pd.DataFrame(rows)
+    order = {"cpu": 0, "gpu": 1, "phone": 2}
+    out["_kind"] = out["kind"].map(order)
+    out = out.sort_values(["batch_size", "_kind", "spearman_rho"], ascending=[True, True, False])
+    return out.drop(columns="_kind").reset_index(drop=True)

@@ -6,7 +6,7 @@ import torch
 
 from lenna.io import read_parquet
 from lenna.jobs import log_to_rule
-from lenna.predictors.fitting import learning_curve
+from lenna.predictors.mlp import learning_curve
 
 log = log_to_rule(snakemake)
 torch.set_num_threads(1)

@@ -5,9 +5,10 @@ import time
 from lenna.io import write_parquet
 from lenna.jobs import log_to_rule
 from lenna.space.ops import op_set
+from lenna.space.parts import all_parts
 from lenna.space.specs import macro_cell_shapes
 from lenna.timing.devices import device_lock, timing_job
-from lenna.timing.parts import all_parts, measure_lut
+from lenna.timing.parts import measure_lut
 from lenna.timing.protocol import TimingProtocol
 
 log = log_to_rule(snakemake)

@@ -4,9 +4,10 @@ import time
 
 from lenna.io import read_parquet, write_parquet
 from lenna.jobs import log_to_rule
+from lenna.tables import sample_public
 from lenna.timing.devices import device_lock, timing_job
 from lenna.timing.protocol import TimingProtocol
-from lenna.timing.public import measure_public, sample_public
+from lenna.timing.public import measure_public
 
 log = log_to_rule(snakemake)
 p = snakemake.params

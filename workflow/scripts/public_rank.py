@@ -3,7 +3,7 @@
 from lenna.io import read_parquet
 from lenna.jobs import log_to_rule
 from lenna.report.figures import rank_table
-from lenna.timing.public import rank_agreement
+from lenna.tables import rank_agreement
 
 log = log_to_rule(snakemake)
 table = rank_agreement(read_parquet(snakemake.input.measured), read_parquet(snakemake.input.table))

@@ -3,17 +3,14 @@
 import json
 import time
 
-import torch
-
 from lenna.io import read_parquet, write_parquet
 from lenna.jobs import log_to_rule
 from lenna.predictors.baselines import fit_constant, fit_flops, fit_lut
-from lenna.predictors.fitting import file_sha256, fit_elasticnet, fit_mlp_choosing_transform
+from lenna.predictors.fitting import file_sha256, fit_elasticnet
+from lenna.space.parts import LUT_COLUMNS
 from lenna.space.specs import SHAPE_COLUMNS, macro_cell_shapes, spec_shape
-from lenna.timing.parts import LUT_COLUMNS
 
 log = log_to_rule(snakemake)
-torch.set_num_threads(1)  # one thread: identical results on any machine
 normaliser = json.loads(open(snakemake.input.normaliser).read())
 train = read_parquet(snakemake.input.train, ["latency_ms", *normaliser["features"]])
 training = {
@@ -50,6 +47,11 @@ elif model == "flops":
 elif model == "elasticnet":
     predictor = fit_elasticnet(train, normaliser, **snakemake.params.hyper, training=training)
 else:
+    import torch  # the MLP's alone: the other models' jobs load no torch
+
+    from lenna.predictors.mlp import fit_mlp_choosing_transform
+
+    torch.set_num_threads(1)  # one thread: identical results on any machine
     val = read_parquet(snakemake.input.val, ["latency_ms", *normaliser["features"]])
     hyper = dict(snakemake.params.hyper)
     transforms = hyper.pop("transforms")

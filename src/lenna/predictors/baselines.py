@@ -13,14 +13,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lenna.predictors.fitting import describe
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, shape_vector
 from lenna.space.cell import CellShape
 from lenna.space.ops import op_set
+from lenna.space.parts import LUT_COLUMNS, Part, cell_parts
 from lenna.space.spaces import get_space
-from lenna.timing.parts import LUT_COLUMNS, Part, build_part, cell_parts
 
 
 def fit_constant(train: pd.DataFrame, normaliser: dict, **extra) -> LatencyPredictor:
@@ -86,7 +85,12 @@ def fit_flops(train: pd.DataFrame, shapes_with_batch, normaliser: dict, **extra)
 
 
 def count_part(part: Part) -> tuple[float, float]:
-    """(MFLOPs as multiply-adds of convolutions and window ops, parameters) of one part at batch 1."""
+    """(MFLOPs as multiply-adds of convolutions and window ops, parameters) of one part at batch 1,
+    counted on the part built with torch (imported here: the other baselines need none)."""
+    import torch
+
+    from lenna.timing.parts import build_part
+
     module = build_part(part).eval()
     flops = [0.0]
 

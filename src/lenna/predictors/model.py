@@ -1,11 +1,14 @@
-"""Trained latency predictors: one durable file format, one torch forward, one query API.
+"""Trained latency predictors: one durable file format, one forward, one query API.
 
 A predictor directory holds ``model.json`` (what the model is: kind, feature order, normaliser,
 architecture, output transform, training-data hash, versions, the SHA-256 of its weights) and
 ``weights.npz`` (plain arrays). Nothing is pickled, so a model trained today loads in a later
 version. Every kind computes latency (ms) from the raw feature columns of
-`lenna.datasets.feature_columns` with torch operations, so every predictor is differentiable in
-the op probabilities and can serve the latency term of the search.
+`lenna.datasets.feature_columns` with one forward written once for numpy arrays and torch
+tensors alike (`_ops`): on torch tensors every predictor is differentiable in the op
+probabilities and serves the latency term of the search; predictions (`predict`,
+`predict_features`, `predict_cells`) run it on numpy arrays, so loading and querying a predictor
+imports no torch (1.5 s of every job that only predicts).
 
 Kinds:
 - ``constant``: the training mean;
@@ -19,21 +22,23 @@ by the label mean and standard deviation stored in the description.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lenna.io import atomic_write, read_description
 from lenna.predictors.network import NetworkModel, NetworkModelError
 from lenna.space import lenna_block, nb201
-from lenna.space.build import alpha_probs
 from lenna.space.cell import CellShape, edge_list
 from lenna.space.genotype import Genotype
 from lenna.space.nb201 import Arch
@@ -41,6 +46,9 @@ from lenna.space.network import Macro
 from lenna.space.ops import NONE, op_set
 from lenna.space.spaces import get_space
 from lenna.space.specs import SHAPE_COLUMNS
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "lenna-predictor"
 
@@ -51,7 +59,7 @@ FORMAT_VERSION = 1
 KINDS = ("constant", "linear", "mlp", "shape_linear")
 
 
-ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+ACTIVATIONS = ("relu", "tanh", "gelu")
 
 
 N_SHAPE = len(SHAPE_COLUMNS) + 1  # shape columns and the batch size lead every feature vector
@@ -87,10 +95,57 @@ def cell_floors(table: pd.DataFrame, features: list[str]) -> dict[str, np.ndarra
     return {"floor_shapes": shapes, "floor_ms": lowest.to_numpy(np.float64)}
 
 
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@functools.cache
+def _numpy_ops() -> SimpleNamespace:
+    return SimpleNamespace(
+        tensor=lambda w, like: np.asarray(w, dtype=like.dtype),
+        astype=lambda a, like: a.astype(like.dtype),
+        zeros=lambda n, like: np.zeros(n, dtype=like.dtype),
+        amax=lambda a, axis: a.max(axis=axis),
+        where=np.where,
+        exp=np.exp,
+        maximum=np.maximum,
+        einsum=np.einsum,
+        cat=lambda arrays, dim: np.concatenate(arrays, axis=dim),
+        activation={
+            "relu": lambda h: np.maximum(h, 0),
+            "tanh": np.tanh,
+            "gelu": lambda h: (0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)))).astype(h.dtype),
+        },
+    )
+
+
+@functools.cache
+def _torch_ops() -> SimpleNamespace:
+    import torch
+
+    return SimpleNamespace(
+        tensor=lambda w, like: torch.as_tensor(w, dtype=like.dtype, device=like.device),
+        astype=lambda a, like: a.to(like.dtype),
+        zeros=lambda n, like: like.new_zeros(n),
+        amax=lambda a, axis: a.amax(dim=axis),
+        where=torch.where,
+        exp=torch.exp,
+        maximum=torch.maximum,
+        einsum=torch.einsum,
+        cat=torch.cat,
+        activation={"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu},
+    )
+
+
+def _ops(x) -> SimpleNamespace:
+    """The few operations of the forward that numpy and torch spell differently, for arrays like
+    ``x``: the forward is written once, with operators and these, for both."""
+    return _numpy_ops() if isinstance(x, np.ndarray) else _torch_ops()
+
+
 def shape_match(x: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
     """(n, n_shapes): whether row i of raw features ``x`` has the shape and batch of row j of
-    ``shapes`` (n_shapes, `N_SHAPE`)."""
-    return (x[:, None, :N_SHAPE] == shapes[None]).all(dim=2)
+    ``shapes`` (n_shapes, `N_SHAPE`); numpy arrays or torch tensors."""
+    return (x[:, None, :N_SHAPE] == shapes[None]).all(2)
 
 
 def base_output(base: str, weights: dict[str, np.ndarray], x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -100,18 +155,19 @@ def base_output(base: str, weights: dict[str, np.ndarray], x: torch.Tensor, z: t
     whose cell shape and batch the training cells had, a linear function of its op probabilities
     fitted at that shape (``shape_keys`` (k, `N_SHAPE`), ``shape_coef`` (k, n_probabilities),
     ``shape_intercept`` (k,)); at any other shape the ``ridge`` base, which it holds too.
-    ``none``: zero."""
+    ``none``: zero. Numpy arrays or torch tensors (`_ops`)."""
+    ops = _ops(x)
 
     def tensor(name: str) -> torch.Tensor:
-        return torch.as_tensor(weights[name], dtype=x.dtype, device=x.device)
+        return ops.tensor(weights[name], x)
 
     if base == "none":
-        return x.new_zeros(len(x))
+        return ops.zeros(len(x), x)
     out = z @ tensor("base_coef") + tensor("base_intercept")
     if base == "shape":
-        match = shape_match(x, tensor("shape_keys")).to(x.dtype)  # (n, k), at most one 1 per row
-        per_shape = ((match @ tensor("shape_coef")) * x[:, N_SHAPE:]).sum(dim=1)
-        out = torch.where(match.sum(dim=1) > 0, per_shape + match @ tensor("shape_intercept"), out)
+        match = ops.astype(shape_match(x, tensor("shape_keys")), x)  # (n, k), at most one 1 per row
+        per_shape = ((match @ tensor("shape_coef")) * x[:, N_SHAPE:]).sum(1)
+        out = ops.where(match.sum(1) > 0, per_shape + match @ tensor("shape_intercept"), out)
     return out
 
 
@@ -158,12 +214,13 @@ class LatencyPredictor:
         whole network a device table timed, at the shape and batch of ``network_features``)."""
         return self.description.get("unit", "cell")
 
-    # -- the torch forward -----------------------------------------------------------------------
+    # -- the forward: numpy arrays or torch tensors -----------------------------------------------
     def _tensor(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.weights[name], dtype=like.dtype, device=like.device)
+        return _ops(like).tensor(self.weights[name], like)
 
     def latency(self, x: torch.Tensor) -> torch.Tensor:
-        """Latency (ms) of each row of raw features ``x`` (n, n_features); differentiable."""
+        """Latency (ms) of each row of raw features ``x`` (n, n_features), a numpy array or a torch
+        tensor of the same dtype out; differentiable in a tensor."""
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ValueError(f"features of shape {tuple(x.shape)}, expected (n, {len(self.features)})")
         if self.kind == "constant":
@@ -175,7 +232,7 @@ class LatencyPredictor:
         if self.kind == "linear":
             out = z @ self._tensor("coef", x) + self._tensor("intercept", x)
         else:
-            act = ACTIVATIONS[self.description["architecture"]["activation"]]
+            act = _ops(x).activation[self.description["architecture"]["activation"]]
             n_layers = len(self.description["architecture"]["hidden"]) + 1
             h = z
             for i in range(n_layers):
@@ -185,34 +242,35 @@ class LatencyPredictor:
             out = h[:, 0] + base_output(self.base, self.weights, x, z)
         label = self.description["label"]
         out = out * label["std"] + label["mean"]
-        return self._floored(x, torch.exp(out) if self.description["transform"] == "log" else out)
+        return self._floored(x, _ops(x).exp(out) if self.description["transform"] == "log" else out)
 
     def _floored(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out`` raised to the floor of each row's shape (`cell_floors`), or to the lowest floor
         at a shape without one."""
         if "floor_ms" not in self.weights:
             return out
+        ops = _ops(x)
         match = self._shape_match(x, "floor_shapes")
-        floors = self._tensor("floor_ms", x)[None].expand_as(match)
-        floor = torch.where(match, floors, floors.amin()).amax(dim=1)
-        return torch.maximum(out, floor)
+        floors = self._tensor("floor_ms", x)
+        return ops.maximum(out, ops.amax(ops.where(match, floors[None], floors.min()), 1))
 
     def _shape_match(self, x: torch.Tensor, shapes: str) -> torch.Tensor:
         """(n, n_shapes): whether row i of ``x`` has the shape and batch of row j of weight ``shapes``."""
         return shape_match(x, self._tensor(shapes, x))
 
     def _shape_linear(self, x: torch.Tensor) -> torch.Tensor:
+        ops = _ops(x)
         match = self._shape_match(x, "shapes")
-        found = match.any(dim=1)
+        found = match.any(1)
         if not bool(found.all()):
             row = x[~found][0, :N_SHAPE].tolist()
             raise PredictorError(
                 f"{self.description.get('path', 'predictor')}: no table entry for shape "
                 f"{dict(zip([*SHAPE_COLUMNS, 'batch_size'], row, strict=True))}"
             )
-        idx = match.to(torch.int64).argmax(dim=1)
+        idx = ops.astype(match, x).argmax(1)
         probs = x[:, N_SHAPE:]
-        quantities = self._tensor("base", x)[idx] + torch.einsum(
+        quantities = self._tensor("base", x)[idx] + ops.einsum(
             "nqf,nf->nq", self._tensor("coef", x)[idx], probs
         )
         return quantities @ self._tensor("scale", x) + self._tensor("offset", x)
@@ -221,11 +279,9 @@ class LatencyPredictor:
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """Latency (ms) of many raw feature rows at once, (n, n_features) -> (n,).
 
-        Computed in float32 (twice as fast as float64, far below the labels' noise); the
-        differentiable `latency` keeps the caller's dtype."""
-        with torch.no_grad():
-            x = torch.from_numpy(np.array(x, dtype=np.float32))
-            return self.latency(x).double().numpy()
+        Computed in float32 with numpy (twice as fast as float64, far below the labels' noise;
+        no torch to import); the differentiable `latency` keeps the caller's dtype."""
+        return self.latency(np.array(x, dtype=np.float32)).astype(np.float64)
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Latency (ms) of every spec row of a table holding the feature columns."""
@@ -237,9 +293,12 @@ class LatencyPredictor:
     def cell_features(self, shapes: list[CellShape], probs: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Raw features of cells at ``shapes`` with op probabilities ``probs`` (n_edges, n_ops) or
         one matrix per shape (n_shapes, n_edges, n_ops); differentiable in ``probs``."""
-        shape_part = torch.tensor([shape_vector(s, batch_size) for s in shapes], dtype=probs.dtype)
-        flat = probs.reshape(-1, probs.shape[-2] * probs.shape[-1]).expand(len(shapes), -1)
-        return torch.cat([shape_part.to(probs.device), flat], dim=1)
+        ops = _ops(probs)
+        shape_part = ops.tensor([shape_vector(s, batch_size) for s in shapes], probs)
+        flat = probs.reshape(-1, probs.shape[-2] * probs.shape[-1])
+        if len(flat) == 1:
+            flat = flat[[0] * len(shapes)]
+        return ops.cat([shape_part, flat], 1)
 
     def expected_cells_latency(
         self, alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor | None, macro: Macro, batch_size: int
@@ -250,7 +309,9 @@ class LatencyPredictor:
         predictor gives the latency of the network its table timed (the benchmark's, at the
         table's batch size) whatever ``macro`` and ``batch_size`` say."""
         if self.unit == "network":
-            return self.latency(self._network_row(torch.softmax(alpha_normal, dim=-1))).sum()
+            return self.latency(self._network_row(alpha_normal.softmax(dim=-1))).sum()
+        from lenna.space.build import alpha_probs  # torch, which the search has imported
+
         space = get_space(self.description["op_set"], self.steps)
         shapes = space.cell_shapes(macro)
         total = alpha_normal.new_zeros(())
@@ -266,8 +327,9 @@ class LatencyPredictor:
         return total
 
     def _network_row(self, probs: torch.Tensor) -> torch.Tensor:
-        shape = torch.tensor(self.description["network_features"], dtype=probs.dtype, device=probs.device)
-        return torch.cat([shape, probs.reshape(-1)])[None]
+        ops = _ops(probs)
+        shape = ops.tensor(self.description["network_features"], probs)
+        return ops.cat([shape, probs.reshape(-1)], 0)[None]
 
     def genotype_probs(self, genotype: Genotype, reduction: bool) -> np.ndarray:
         """The one-hot (n_edges, n_ops) matrix of a genotype's normal or reduce cell."""
@@ -299,9 +361,7 @@ class LatencyPredictor:
                     f"a NAS-Bench-201 cell, but the predictor models {self.description['op_set']}"
                 )
             if self.unit == "network":
-                return float(
-                    self.predict_features(self._network_row(torch.from_numpy(genotype.probs())).numpy()).sum()
-                )
+                return float(self.predict_features(self._network_row(genotype.probs())).sum())
             probs = genotype.probs().ravel()
             rows = [[*shape_vector(s, batch_size), *probs] for s in nb201.cell_shapes(macro)]
         else:

@@ -15,15 +15,17 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lenna.io import atomic_write, read_description
 from lenna.space.architectures import random_architecture
-from lenna.space.build import build_network, network_parts
 from lenna.space.network import Macro
 from lenna.space.spaces import Space, get_space
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "lenna-network-model"
 FORMAT_VERSION = 2  # 2: a macro's own calibration has a form (a scale on the pooled model, or affine)
@@ -40,7 +42,12 @@ class NetworkModelError(ValueError):
 def part_macs(space: Space, macro: Macro) -> dict[str, float]:
     """Multiply-accumulates of each part outside cells (`lenna.timing.networks.network_parts`)
     of a network at ``macro`` for one input: convolutions and linear layers, plus one per output
-    element of every other layer (normalisation, activation, pooling)."""
+    element of every other layer (normalisation, activation, pooling): counted on the network
+    built with torch, imported here (a network model's other uses need none)."""
+    import torch
+
+    from lenna.space.build import build_network, network_parts
+
     arch = random_architecture(np.random.default_rng(0), space.op_set, space.steps)
     net = build_network(arch, macro).eval()
     x = torch.zeros(1, macro.input_channels, macro.input_size, macro.input_size)
@@ -54,6 +61,8 @@ def part_macs(space: Space, macro: Macro) -> dict[str, float]:
 
 
 def _module_macs(module: torch.nn.Module, x: torch.Tensor) -> float:
+    import torch
+
     counts = []
 
     def hook(layer, _inputs, output):
@@ -214,12 +223,13 @@ class NetworkModel:
         the cells' and the parts' sum where the model is `floored`."""
         k, m = self.affine(macro, batch_size)
         out = k * cells_ms + m
+        scalar = isinstance(out, (int, float, np.number))
         if not self.floored:
-            return out if isinstance(out, torch.Tensor) else float(out)
+            return float(out) if scalar else out
         plain = cells_ms + sum(self.parts_ms(macro).values())
-        if isinstance(out, torch.Tensor):
-            return torch.maximum(out, plain)
-        return float(max(out, plain))
+        if scalar:
+            return float(max(out, plain))
+        return out.maximum(plain)  # a tensor: stays differentiable
 
     def save(self, path) -> None:
         text = json.dumps(

@@ -32,8 +32,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from lenna.datasets import fit_normaliser, normalise
 from lenna.predictors.baselines import fit_flops
-from lenna.predictors.fitting import describe, fit_mlp, train_epoch
+from lenna.predictors.fitting import describe
 from lenna.predictors.metrics import latency_metrics
+from lenna.predictors.mlp import fit_mlp, train_epoch
 from lenna.predictors.model import N_SHAPE, LatencyPredictor
 from lenna.space import nb201
 from lenna.space.specs import prob_columns
@@ -43,12 +44,12 @@ from lenna.tables import (
     Protocol,
     batch_size_of,
     device_columns,
+    device_kind,
     network_dataset,
     pool_rows,
     sample_pool,
     score_rows,
 )
-from lenna.timing.public import device_kind
 
 # Ridge penalties tried by leave-one-out error on the device's labels.
 PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)

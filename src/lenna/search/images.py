@@ -24,25 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenna.search.settings import FASHION_MNIST_DIR, FASHION_MNIST_FILES, FASHION_MNIST_NAMES
+
 DATASETS = ("digits", "fashion_mnist", "cifar10")
-
-
-# (channels, pixels, classes) of each dataset as stored: the macro settings must agree with them
-# (pixels: with data.input_size where a dataset may be down-sampled).
-DATASET_SHAPES = {"digits": (1, 8, 10), "fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
-
-
-# Where the Debian package dataset-fashion-mnist installs the four IDX files.
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-FASHION_MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-
-
-FASHION_MNIST_NAMES = [name for pair in FASHION_MNIST_FILES.values() for name in pair]
 
 
 # IDX magic numbers: two zero bytes, the type (0x08: unsigned byte), the number of dimensions.

@@ -5,6 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What the image datasets the search trains on are, for `lenna.search.images` to load them and
+# for the config check to check against them; here, so that the check imports no torch.
+# (channels, pixels, classes) of each dataset as stored: the macro settings must agree with them
+# (pixels: with data.input_size where a dataset may be down-sampled).
+DATASET_SHAPES = {"digits": (1, 8, 10), "fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+
+
+# Where the Debian package dataset-fashion-mnist installs the four IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+FASHION_MNIST_NAMES = [name for pair in FASHION_MNIST_FILES.values() for name in pair]
+
+
 # The forms of the latency term of the alpha step (`lenna.search.architect.latency_term`).
 LATENCY_FORMS = ("additive", "relative", "mul_log")
 
