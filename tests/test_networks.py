@@ -1,6 +1,8 @@
 """Whole networks as data and the network model: timing, the dataset, fitting, choosing, the API."""
 
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import replace
@@ -13,7 +15,14 @@ import torch
 from lenna.datasets import feature_columns
 from lenna.predictors.composition import fit_network_model, network_dataset, network_metrics, score_networks
 from lenna.predictors.model import N_SHAPE, LatencyPredictor, PredictorError, load_predictor
-from lenna.predictors.network import NetworkModel, NetworkModelError, part_macs, structure
+from lenna.predictors.network import (
+    PARTS,
+    NetworkModel,
+    NetworkModelError,
+    macro_of_row,
+    part_macs,
+    structure,
+)
 from lenna.search.found import anchor_items, anchored_order, found_items, found_latencies, measure_found
 from lenna.space import lenna_block
 from lenna.space.architectures import architecture_text, published_architectures, random_architecture
@@ -122,6 +131,36 @@ def fitted():
     table, summary = network_dataset(synthetic_networks(predictor), 2.0, True, SPLIT, "t.parquet")
     model, inputs = fit_network_model(table, predictor, "t.parquet")
     return predictor, table, summary, model, inputs
+
+
+def test_a_network_model_keeps_the_macs_of_its_networks_and_predicts_there_without_torch(fitted, tmp_path):
+    # The merge counts each network's parts (it builds them); the model fitted on that table is
+    # the model fitted on counting them itself, and keeps them per macro: its job, and any
+    # prediction at those macros, builds no network and imports no torch.
+    predictor, table, _, model, _ = fitted
+    raw = synthetic_networks(predictor)
+    counted, _ = network_dataset(raw, 2.0, True, SPLIT, "t.parquet", DARTS)
+    for _, row in counted.drop_duplicates("network").iterrows():
+        macs = part_macs(DARTS, macro_of_row(row))
+        assert {p: row[f"{p}_macs"] for p in PARTS} == macs
+    kept, _ = fit_network_model(counted, predictor, "t.parquet")
+    assert kept.description == model.description
+    assert len(kept.description["part_macs"]) == counted["network"].nunique()
+    kept.save(tmp_path / "network.json")
+    macro = macro_of_row(counted.iloc[0])
+    code = (
+        "import sys, json; from lenna.predictors.network import NetworkModel;"
+        "from lenna.space.network import Macro;"
+        "m = NetworkModel.load(sys.argv[1]); x = m.predict(3.0, Macro(**json.loads(sys.argv[2])), 1);"
+        "print(json.dumps([x, 'torch' in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "network.json"), json.dumps(macro.__dict__)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) == [model.predict(3.0, macro, 1), False]
 
 
 def test_the_plan_times_random_architectures_at_every_macro_of_the_ranges_and_the_published_ones():

@@ -41,6 +41,7 @@ rule merge_networks:
     params:
         calibrate=config["datasets"]["calibrate"],
         split=config["datasets"]["split"],
+        search_space=config["search_space"],
     script:
         "../scripts/merge_networks.py"
 

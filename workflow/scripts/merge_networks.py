@@ -6,6 +6,7 @@ from pathlib import Path
 from lenna.io import read_parquet, write_json, write_parquet
 from lenna.jobs import log_to_rule
 from lenna.predictors.composition import network_dataset
+from lenna.space.spaces import config_space
 
 log = log_to_rule(snakemake)
 cells = json.loads(Path(snakemake.input.summary).read_text())
@@ -16,6 +17,7 @@ table, summary = network_dataset(
     snakemake.params.calibrate,
     snakemake.params.split,
     snakemake.input.measured,
+    config_space(snakemake.params.search_space),
 )
 write_parquet(table, snakemake.output.table)
 write_json(summary, snakemake.output.summary)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -58,13 +59,20 @@ RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 # -- the network dataset -----------------------------------------------------------------------------
 def network_dataset(
-    measured: pd.DataFrame, nominal_reference_ms: float, calibrate: bool, fractions: dict[str, float], path
+    measured: pd.DataFrame,
+    nominal_reference_ms: float,
+    calibrate: bool,
+    fractions: dict[str, float],
+    path,
+    space: Space | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The timed networks as a dataset: failed and unstable ones left out (and counted), labels
     and parts calibrated as the cells' are (`lenna.datasets.merge_latency`: scaled by the cell
     jobs' median reference timing over this job's), and a split: random networks at the fitting
     macros by a hash of architecture and macro (train / val / test in ``fractions``), the others
-    by their group (``held_out``, ``published``)."""
+    by their group (``held_out``, ``published``). Given the networks' ``space``, each network's
+    parts' multiply-accumulates too (``{part}_macs``, `part_macs`: counted here, once per macro,
+    so that the network models fitted on the table build no network)."""
     needed = ["name", "group", "network", "genotype", "status", "latency_ms", "reference_ms", "batch_size"]
     missing = [c for c in needed + [f"{p}_ms" for p in PARTS] if c not in measured.columns]
     if missing:
@@ -82,6 +90,10 @@ def network_dataset(
     table["split"] = np.where(
         table["group"] == "random", hashed.map(lambda h: split_of(h, fractions)), table["group"]
     )
+    if space is not None:
+        macs = [part_macs(space, macro_of_row(row)) for _, row in table.iterrows()]
+        for part in PARTS:
+            table[f"{part}_macs"] = [float(m[part]) for m in macs]
     summary = {
         "n_timed": int(len(measured)),
         "n_ok": int(len(table)),
@@ -125,13 +137,25 @@ def check_network_table(table: pd.DataFrame, path) -> None:
 
 
 def network_inputs(table: pd.DataFrame, predictor, space: Space) -> pd.DataFrame:
-    """Per network: the cells' predicted latency and the structure features."""
+    """Per network: the cells' predicted latency, the structure features and the parts'
+    multiply-accumulates (the table's ``{part}_macs``, or counted where it has none)."""
     rows = []
     for _, row in table.iterrows():
         macro = macro_of_row(row)
         cells = predictor.predict_cells(parse_architecture(row["genotype"]), macro, int(row["batch_size"]))
-        rows.append({"cells_ms": cells, **structure(space, macro), **part_macs(space, macro)})
+        macs = {p: row[f"{p}_macs"] for p in PARTS} if f"{PARTS[0]}_macs" in row else part_macs(space, macro)
+        rows.append({"cells_ms": cells, **structure(space, macro), **macs})
     return pd.DataFrame(rows, index=table.index)
+
+
+def counted_macs(table: pd.DataFrame, inputs: pd.DataFrame) -> list[dict]:
+    """The parts' multiply-accumulates of every macro of ``table`` (from `network_inputs`), as a
+    network model keeps them (`NetworkModel.macs`)."""
+    out = {}
+    for (_, row), (_, x) in zip(table.iterrows(), inputs.iterrows(), strict=True):
+        macro = dataclasses.asdict(macro_of_row(row))
+        out.setdefault(json.dumps(macro, sort_keys=True), {"macro": macro, **{p: float(x[p]) for p in PARTS}})
+    return [out[k] for k in sorted(out)]
 
 
 def fit_parts(table: pd.DataFrame, inputs: pd.DataFrame) -> dict:
@@ -467,7 +491,8 @@ def fit_network_model(
     space = get_space(predictor.description["op_set"], predictor.steps)
     inputs = network_inputs(table, predictor, space)
     parts = fit_parts(table, inputs)
-    draft = NetworkModel({"op_set": space.op_set, "steps": space.steps, "parts": parts})
+    macs = counted_macs(table, inputs)
+    draft = NetworkModel({"op_set": space.op_set, "steps": space.steps, "parts": parts, "part_macs": macs})
     inputs["parts_ms"] = [sum(draft.parts_ms(macro_of_row(row)).values()) for _, row in table.iterrows()]
     y = table["latency_ms"].to_numpy(float)
     floor = floor_holds(table, inputs, y)
@@ -493,6 +518,7 @@ def fit_network_model(
         "chosen_by": chosen_by,
         "candidates": candidates,
         "parts": parts,
+        "part_macs": macs,
         "macros": macros,
         "lending": lending,
         "floor": "sum" if floor["used"] else "none",

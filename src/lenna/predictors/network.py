@@ -141,9 +141,18 @@ class NetworkModel:
         d = self.description
         return get_space(d["op_set"], d["steps"])
 
+    def macs(self, macro: Macro) -> dict[str, float]:
+        """The multiply-accumulates of each part outside cells at ``macro``: as the model keeps
+        them for the macros of its networks (``part_macs``), else counted (`part_macs`)."""
+        fields = dataclasses.asdict(macro)
+        for entry in self.description.get("part_macs", ()):
+            if entry["macro"] == fields:
+                return {part: entry[part] for part in PARTS}
+        return part_macs(self.space, macro)
+
     def parts_ms(self, macro: Macro) -> dict[str, float]:
         """Predicted latency (ms) of each part outside cells of a network at ``macro``."""
-        macs = part_macs(self.space, macro)
+        macs = self.macs(macro)
         out = {}
         for part in PARTS:
             fit = self.description["parts"][part]
