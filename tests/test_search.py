@@ -2,6 +2,8 @@
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -206,6 +208,19 @@ def test_second_order_gradient_reduces_to_first_order_at_zero_step(digits_small)
     # with a real step the unrolled gradient differs
     SecondOrder(net).grads(0.1, 3e-4, x_w, y_w, x_a, y_a)
     assert not torch.allclose(second[0], net.alpha_normal.grad, atol=1e-6)
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    code = (
+        "import sys, json; from lenna.search.images import digits_arrays; x, y = digits_arrays();"
+        "print(json.dumps([x.tolist(), y.tolist(), 'sklearn' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    images, target, imported = json.loads(out.stdout)
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    assert not imported and np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
 
 
 def test_second_order_search_runs(digits_small):
