@@ -59,9 +59,6 @@ FORMAT_VERSION = 1
 KINDS = ("constant", "linear", "mlp", "shape_linear")
 
 
-ACTIVATIONS = ("relu", "tanh", "gelu")
-
-
 N_SHAPE = len(SHAPE_COLUMNS) + 1  # shape columns and the batch size lead every feature vector
 
 
@@ -110,6 +107,7 @@ def _numpy_ops() -> SimpleNamespace:
         maximum=np.maximum,
         einsum=np.einsum,
         cat=lambda arrays, dim: np.concatenate(arrays, axis=dim),
+        expand=lambda a, n: np.broadcast_to(a, (n, a.shape[1])),
         activation={
             "relu": lambda h: np.maximum(h, 0),
             "tanh": np.tanh,
@@ -132,6 +130,7 @@ def _torch_ops() -> SimpleNamespace:
         maximum=torch.maximum,
         einsum=torch.einsum,
         cat=torch.cat,
+        expand=lambda a, n: a.expand(n, -1),
         activation={"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu},
     )
 
@@ -295,9 +294,7 @@ class LatencyPredictor:
         one matrix per shape (n_shapes, n_edges, n_ops); differentiable in ``probs``."""
         ops = _ops(probs)
         shape_part = ops.tensor([shape_vector(s, batch_size) for s in shapes], probs)
-        flat = probs.reshape(-1, probs.shape[-2] * probs.shape[-1])
-        if len(flat) == 1:
-            flat = flat[[0] * len(shapes)]
+        flat = ops.expand(probs.reshape(-1, probs.shape[-2] * probs.shape[-1]), len(shapes))
         return ops.cat([shape_part, flat], 1)
 
     def expected_cells_latency(
