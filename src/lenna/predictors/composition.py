@@ -133,7 +133,11 @@ def check_network_table(table: pd.DataFrame, path) -> None:
             f"(first: {table.loc[bad, 'name'].iloc[0]} at {table.loc[bad, 'network'].iloc[0]})"
         )
     if not (table["split"] == "train").any():
-        raise NetworkModelError(f"{path}: no training networks (split 'train') to fit a network model on")
+        raise NetworkModelError(
+            f"{path}: no training networks (split 'train') to fit a network model on; networks "
+            "labelled unstable or failed are left out (counted in the summary.json beside it): "
+            "time more networks (networks.n_architectures) or on a quieter machine"
+        )
 
 
 def network_inputs(table: pd.DataFrame, predictor, space: Space) -> pd.DataFrame:
