@@ -121,7 +121,15 @@ def tiny_run(tmp_path_factory):
 # checks it when its turn comes, after them (`FIRST`). The rest of it is CPU (its local jobs and
 # every job's start-up), so the overlap saves about half a minute, not its whole length
 # (docs/development.md). Under pytest-xdist it starts when the test asks for it.
-SLURM_RUN_CHANGES = {"search.predictors": ["mlp"], "search.lambdas": [1.0], "sampling.specs_per_shard": 24}
+SLURM_RUN_CHANGES = {
+    # one search, one timing shard, two predictors (one fitted from the parts' table, one trained)
+    # and no learning curve: each stage's jobs once, not the same jobs again
+    "search.predictors": ["mlp"],
+    "search.lambdas": [1.0],
+    "sampling.specs_per_shard": 24,
+    "predictors.models": ["lut", "mlp"],
+    "predictors.learning_curve": [],
+}
 SLURM_RUN_TIMEOUT_S = 1200
 
 

@@ -198,6 +198,7 @@ def test_the_tiny_nb201_experiment_runs_through_the_cli(tmp_path):
     comparison = pd.read_csv(results / "predictors" / "cpu" / "comparison.csv")
     assert set(comparison["model"]) == {"constant", "flops", "lut", "elasticnet", "mlp"}
     assert comparison["network_n_test"].notna().all()  # whole NAS-Bench-201 networks checked
+    assert not (results / "predictors" / "cpu" / "learning_curve.csv").exists()  # [] skips it
     networks = pd.read_parquet(results / "networks" / "cpu" / "measured.parquet")
     assert all(Arch.parse(t) for t in networks["genotype"]) and (networks["blocks_ms"] > 0).all()
     ranks = pd.read_csv(results / "public" / "cpu" / "rank.csv")

@@ -10,16 +10,14 @@ pytestmark = pytest.mark.e2e
 
 # The rules of the Snakefile's `localrules`: run on the submitting host, never as SLURM jobs.
 LOCAL = {"sample_specs", "merge_latency", "split_normalise", "train_constant", "train_flops", "pareto"}
-# Jobs of the tiny config with one search and one timing shard (the others would only repeat them,
-# each a wave of jobs to wait for) that must have been SLURM jobs (rule: count).
+# Jobs of the tiny config with one search, one timing shard and two predictors (the others would
+# only repeat them, each a wave of jobs to wait for) that must have been SLURM jobs (rule: count).
 CLUSTER = {
     "measure_latency": 1,
     "measure_lut": 1,
     "measure_networks": 1,
-    "train_elasticnet": 1,
     "train_mlp": 1,
     "train_lut": 1,
-    "learning_curve": 1,
     "darts_search": 1,
     "train_final": 1,
     "measure_final": 1,

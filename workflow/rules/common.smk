@@ -420,7 +420,13 @@ def all_outputs():
     predictors = expand(
         "results/predictors/{target}/{name}",
         target=TARGETS,
-        name=["comparison.csv", "comparison.html", "learning_curve.csv"],
+        name=["comparison.csv", "comparison.html"],
+    )
+    # The learning curve: only where the config asks for shares (an empty list skips it).
+    curves = expand(
+        "results/predictors/{target}/learning_curve.{ext}",
+        target=TARGETS if config["predictors"]["learning_curve"] else [],
+        ext=["csv", "svg"],
     )
     pareto = expand(
         "results/pareto/{target}/{name}",
@@ -462,7 +468,6 @@ def all_outputs():
         )
         for name in names
     ]
-    figures += expand("results/predictors/{target}/learning_curve.svg", target=TARGETS)
     transfer = (
         expand(
             "results/transfer/{table}/{name}",
@@ -489,6 +494,7 @@ def all_outputs():
         + pareto
         + public
         + predictors
+        + curves
         + expand(
             "results/datasets/{target}/{name}",
             target=TARGETS,
