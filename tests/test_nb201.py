@@ -196,7 +196,7 @@ def test_the_tiny_nb201_experiment_runs_through_the_cli(tmp_path):
     specs = pd.read_parquet(results / "datasets" / "cpu" / "latency.parquet")
     assert set(specs["op_set"]) == {"nb201"} and (specs["latency_ms"] > 0).all()
     comparison = pd.read_csv(results / "predictors" / "cpu" / "comparison.csv")
-    assert set(comparison["model"]) == {"constant", "flops", "lut", "elasticnet", "mlp"}
+    assert set(comparison["model"]) == {"flops", "lut", "mlp"}
     assert comparison["network_n_test"].notna().all()  # whole NAS-Bench-201 networks checked
     assert not (results / "predictors" / "cpu" / "learning_curve.csv").exists()  # [] skips it
     networks = pd.read_parquet(results / "networks" / "cpu" / "measured.parquet")
