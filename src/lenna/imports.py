@@ -55,9 +55,9 @@ def _direct_modules(path: Path, src: Path) -> tuple[Path, ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _resolved(path: str, _mtime_ns: int, _size: int, src: str) -> tuple[Path, ...]:
+def _resolved(path: str, mtime_ns: int, size: int, src: str) -> tuple[Path, ...]:
     found: dict[Path, None] = {}
-    for name in _imported_names(Path(path)):
+    for name in _parsed_names(path, mtime_ns, size):  # the file's version is known: no second stat
         parts = name.split(".")
         if parts[0] != PACKAGE:
             continue
