@@ -129,6 +129,9 @@ SLURM_RUN_CHANGES = {
     "sampling.specs_per_shard": 24,
     "predictors.models": ["lut", "mlp"],
     "predictors.learning_curve": [],
+    # Its one shard is timed beside the shared tiny run: 18 of 24 labels came out unstable at a
+    # 10% tolerance (2026-12-07), none in the test split. Where the jobs run is what it tests.
+    "measurement.retime_tolerance": 0.3,
 }
 SLURM_RUN_TIMEOUT_S = 1200
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lenna.datasets import fit_normaliser, merge_latency, split_by_spec_id, split_of
+from lenna.datasets import check_splits, fit_normaliser, merge_latency, split_by_spec_id, split_of
 from lenna.io import DataError, read_parquet, write_parquet
 from test_measure import CPU, FAST
 from test_specs import CONFIG
@@ -62,6 +62,24 @@ def test_a_spec_keeps_its_split_when_specs_are_added():
     assert all(after[s] == before[s] for s in before)
     shares = {k: len(v) / len(ids) for k, v in grown.items()}
     assert all(abs(shares[k] - FRACTIONS[k]) < 0.05 for k in FRACTIONS)
+
+
+def test_a_split_left_without_labels_stops_the_split_naming_the_table_and_what_to_do():
+    # Six kept labels of a small run on a noisy host (the rest unstable): none fell in test.
+    ids = [f"{i:016x}" for i in range(200)]
+    train, val = ([s for s in ids if split_of(s, FRACTIONS) == name] for name in ("train", "val"))
+    kept = pd.DataFrame({"spec_id": train[:4] + val[:2]})
+    splits = split_by_spec_id(kept, FRACTIONS)
+    with pytest.raises(
+        DataError, match=r"latency.parquet: no labels in the test split \(train \d, val \d, test 0 of 6"
+    ) as err:
+        check_splits(splits, FRACTIONS, "results/datasets/cpu/latency.parquet")
+    assert "sampling.n_specs" in str(err.value) and "datasets.split" in str(err.value)
+    # a split the config leaves out may be empty
+    check_splits(splits, {"train": 0.8, "val": 0.2, "test": 0.0}, "latency.parquet")
+    with pytest.raises(DataError, match="no labels in the val and test splits"):
+        check_splits(split_by_spec_id(kept[:4], FRACTIONS), FRACTIONS, "latency.parquet")
+    check_splits(split_by_spec_id(pd.DataFrame({"spec_id": ids}), FRACTIONS), FRACTIONS, "latency.parquet")
 
 
 def test_splits_are_byte_identical_across_runs(shards, tmp_path):

@@ -350,6 +350,21 @@ def split_by_spec_id(table: pd.DataFrame, fractions: dict[str, float]) -> dict[s
     }
 
 
+def check_splits(splits: dict[str, pd.DataFrame], fractions: dict[str, float], path) -> None:
+    """Raise `DataError` naming the merged table ``path`` where a split that ``fractions`` asks
+    for got no label: too few specs kept (unstable and failed ones are left out) for the split."""
+    empty = [name for name in SPLITS if fractions.get(name, 0) > 0 and splits[name].empty]
+    if empty:
+        sizes = ", ".join(f"{name} {len(part)}" for name, part in splits.items())
+        which = f"{' and '.join(empty)} split{'s' if len(empty) > 1 else ''}"
+        raise DataError(
+            f"{path}: no labels in the {which} ({sizes} of "
+            f"{sum(len(p) for p in splits.values())} kept labels; the specs left out as unstable or "
+            "failed are counted in summary.json beside it): time more specs (sampling.n_specs), "
+            "on a quieter machine, or change datasets.split"
+        )
+
+
 def feature_columns(op_set_name: str, steps: int) -> list[str]:
     """Model inputs of a latency row: the cell shape, the batch size, the op probabilities."""
     return [*SHAPE_COLUMNS, "batch_size", *prob_columns(op_set(op_set_name), steps)]

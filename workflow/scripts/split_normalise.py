@@ -1,7 +1,7 @@
 """Snakemake adapter: split a merged table by spec id (or by its own split column) and fit the
 normaliser on train."""
 
-from lenna.datasets import fit_normaliser, split_by_spec_id
+from lenna.datasets import check_splits, fit_normaliser, split_by_spec_id
 from lenna.io import read_parquet, write_json, write_parquet
 from lenna.jobs import log_to_rule
 
@@ -14,6 +14,7 @@ if "split" in table:  # set by the import (a few-shot target of a device table, 
         splits["val"] = splits["train"]
 else:
     splits = split_by_spec_id(table, snakemake.params.split)
+    check_splits(splits, snakemake.params.split, snakemake.input.table)
 for name, part in splits.items():
     write_parquet(part, snakemake.output[name], metadata={"schema_version": 1, "split": name})
 write_json(fit_normaliser(splits["train"], space["op_set"], space["steps"]), snakemake.output.normaliser)
