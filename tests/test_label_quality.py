@@ -70,4 +70,6 @@ def test_a_plain_regressor_on_the_features_beats_the_mean_on_held_out_specs(labe
     y = np.log(splits["test"]["latency_ms"].to_numpy())
     pred = model.predict(normalise(splits["test"], normaliser))
     r2 = 1 - np.sum((y - pred) ** 2) / np.sum((y - np.log(splits["train"]["latency_ms"]).mean()) ** 2)
-    assert r2 > 0.5, pd.concat([pd.Series({"r2": r2}), host(labelled)])
+    # Labels shuffled across specs score -0.08..0.04; real ones 0.55-0.83 on this machine and 0.43 on
+    # the CI host in a spell when its speed swung twofold within the job (2026-12-07, `host` 1.10).
+    assert r2 > 0.25, pd.concat([pd.Series({"r2": r2}), host(labelled)])
