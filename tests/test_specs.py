@@ -3,10 +3,19 @@ import pandas as pd
 import pytest
 
 from lenna.io import write_parquet
-from lenna.space.cell import edge_list
+from lenna.space.cell import CellShape, edge_list
+from lenna.space.nb201 import Arch
 from lenna.space.network import Macro, cell_shapes
 from lenna.space.ops import NONE, OP_SETS
-from lenna.space.specs import prob_columns, sample_specs, sampling_plan, spec_id, spec_probs, spec_shape
+from lenna.space.specs import (
+    prob_columns,
+    sample_specs,
+    sampling_plan,
+    spec_id,
+    spec_ids,
+    spec_probs,
+    spec_shape,
+)
 
 OPS = OP_SETS["darts"]
 CONFIG = {
@@ -58,6 +67,19 @@ def test_spec_id_is_derived_from_content(specs):
     nudged = probs.copy()
     nudged[0, 0] = np.nextafter(nudged[0, 0], 2.0)
     assert spec_id("darts", 4, shape, nudged, row["label_kind"]) != row["spec_id"]
+
+
+def test_spec_ids_stay_those_every_stored_timing_is_keyed_by():
+    # A changed id would orphan every cached timing and move specs between splits.
+    shape = CellShape(False, True, 8, 16, 16, 8, 8)
+    uniform = np.full((14, 8), 1 / 8)
+    assert spec_id("darts", 4, shape, uniform, "expected") == "b0d81fc6fabab7ee"
+    assert spec_id("darts", 4, shape, uniform.astype(np.float32) * 0.7, "expected") == "0f021e15b7a20bd5"
+    cell = Arch.parse("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|")
+    assert spec_id("nb201", 3, shape, cell.probs(), "discrete") == "550b96e68d07a3a7"
+    many = np.stack([uniform, uniform * 0.5, np.eye(8)[np.arange(14) % 8]])
+    one_by_one = [spec_id("darts", 4, shape, p, "discrete") for p in many]
+    assert spec_ids("darts", 4, shape, many, "discrete") == one_by_one
 
 
 def test_shapes_are_exactly_those_the_macro_range_produces(specs):

@@ -29,7 +29,7 @@ import pandas as pd
 from lenna.io import DataError, read_table
 from lenna.space import nb201
 from lenna.space.nb201 import Arch, ArchError
-from lenna.space.specs import SHAPE_COLUMNS, prob_columns, spec_id
+from lenna.space.specs import SHAPE_COLUMNS, prob_columns, spec_ids
 
 KEY_COLUMNS = ("index", "arch")
 # A table of one device names its column so.
@@ -128,15 +128,16 @@ def connected(arch: str | Arch) -> bool:
 def network_dataset(table: pd.DataFrame, column: str, batch_size: int, source: str) -> pd.DataFrame:
     """One network-unit dataset row per connected architecture of a table's device column:
     features at `NETWORK_SHAPE` and ``batch_size``, the one-hot probabilities, ``latency_ms``."""
-    keep = np.array([connected(a) for a in table["arch"]])
+    archs = [Arch.parse(a) for a in table["arch"]]
+    keep = np.array([a.connected for a in archs])
     part = table.loc[keep, [*KEY_COLUMNS, column]].reset_index(drop=True)
-    probs = np.stack([Arch.parse(a).probs() for a in part["arch"]])
+    probs = np.stack([a.probs() for a, kept in zip(archs, keep, strict=True) if kept])
     out = pd.DataFrame(probs.reshape(len(part), -1), columns=prob_columns(nb201.OPS, nb201.STEPS))
     for position, c in enumerate(SHAPE_COLUMNS):
         out.insert(position, c, getattr(NETWORK_SHAPE, c))
     out.insert(len(SHAPE_COLUMNS), "batch_size", int(batch_size))
     out["latency_ms"] = part[column].to_numpy(np.float64)
-    out["spec_id"] = [spec_id("nb201", nb201.STEPS, NETWORK_SHAPE, p, "discrete") for p in probs]
+    out["spec_id"] = spec_ids("nb201", nb201.STEPS, NETWORK_SHAPE, probs, "discrete")
     out["label_kind"] = "discrete"
     out["status"] = "ok"
     out["unit"] = "network"
