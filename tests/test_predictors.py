@@ -36,7 +36,7 @@ MLP = dict(
     seed=0,
 )
 
-ONE_HOT = {"discrete": 0.6, "derived": 0.4}
+DISCRETE_SAMPLERS = {"discrete": 0.6, "derived": 0.4}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def splits(tmp_path_factory):
     any label, and an expected-latency label costs five times a discrete one to time (test_measure.py
     times both)."""
     root = tmp_path_factory.mktemp("predictor-data")
-    plan = sampling_plan({**CONFIG, "sampling": {**CONFIG["sampling"], "samplers": ONE_HOT}})
+    plan = sampling_plan({**CONFIG, "sampling": {**CONFIG["sampling"], "samplers": DISCRETE_SAMPLERS}})
     specs = sample_specs(plan, seed=21, start=0, stop=90)
     write_parquet(specs, root / "specs.parquet")
     write_parquet(measure_specs(specs, CPU, "cpu", pin_device("cpu", 1), FAST), root / "latency.parquet")
